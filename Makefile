@@ -1,0 +1,44 @@
+# omnihub: `make run` serves the hub on its embedded defaults; `make test` installs what the
+# tests need (Python and Debian packages, PostgreSQL, Redis, Chromium) and runs them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench system-deps services clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "omnihub needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/omnihub serve
+
+# Debian packages the tests use (Chromium for the browser tests); idempotent.
+system-deps:
+	bash .ci/system-deps.sh
+
+# PostgreSQL and Redis for the tests: started (and installed) when not running.
+services:
+	bash .ci/services.sh
+
+test: install system-deps services
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check hub channels bot kb tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: install
+	$(PY) bench/webchat.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Front-line bot (rasa-sdk actions); arrives with issue #4."""

@@ -1,0 +1,332 @@
+"""Web chat: the embeddable widget's HTTP + websocket endpoints (docs/webchat-protocol.md).
+
+The session token is the customer's only credential; it is stored hashed. Messages are acked
+only after the hub stored them; a resend with the same client_id is acked with the same id.
+Replies reach the customer's sockets through the event bus, so a customer connected to one
+hub process hears an agent who answered on another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.errors import HubError, InvalidToken
+from hub.http import Handler, SocketFeed, endpoint, json_response, read_json, read_query
+from hub.model import (
+    AuthorKind,
+    Conversation,
+    DeliveryState,
+    Direction,
+    EventKind,
+    Identity,
+    InboundMessage,
+    Message,
+)
+from hub.ports import BusEnvelope, ChannelContext, SendResult, UnitOfWork, WebchatSession
+from hub.services.agents import token_hash
+from hub.services.conversations import do_open_conversation
+
+log = logging.getLogger(__name__)
+MAX_FRAME = 64 * 1024
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str | None = Field(None, min_length=16, max_length=128)
+    name: str | None = Field(None, min_length=1, max_length=100)
+    language: Literal["en", "zh-CN"] | None = None
+
+
+class SessionResponse(BaseModel):
+    token: str
+    conversation_id: int
+
+
+class TokenQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=128)
+
+
+class HistoryMessage(BaseModel):
+    message_id: int
+    author: Literal["customer", "bot", "agent", "system"]
+    author_name: str | None
+    text: str
+    created_at: str
+    client_id: str | None
+
+
+class HistoryResponse(BaseModel):
+    conversation_id: int
+    status: str
+    messages: list[HistoryMessage]
+
+
+class MessageFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["message"]
+    client_id: str = Field(min_length=1, max_length=64)
+    text: str
+
+
+class TokenBucket:
+    """Per-socket flood guard: `rate` messages a second, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def _client_id(session: WebchatSession, channel_message_id: str | None) -> str | None:
+    prefix = f"{session.id}:"
+    if channel_message_id and channel_message_id.startswith(prefix):
+        return channel_message_id[len(prefix) :]
+    return None
+
+
+class WebchatChannel:
+    """The `webchat` channel adapter."""
+
+    name: ClassVar[str] = "webchat"
+
+    def __init__(self, ctx: ChannelContext):
+        self.ctx = ctx
+        self.inbox: str = ctx.options.get("inbox", ctx.default_inbox)
+        self.rate = float(ctx.options.get("rate_per_s", 20))
+        self.burst = float(ctx.options.get("burst", 60))
+        self._sockets: dict[int, set[SocketFeed]] = defaultdict(set)
+        self._unsubscribe: Any = None
+
+    # --- Channel port -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._unsubscribe = self.ctx.bus.subscribe(self._on_bus)
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        for feeds in list(self._sockets.values()):
+            for feed in list(feeds):
+                await feed.ws.close(code=1001, message=b"server shutting down")
+
+    async def send(self, conversation: Conversation, message: Message) -> SendResult:
+        # Stored and published: every hub process pushes it to the customer's open sockets, and
+        # a customer who is offline reads it in the history on return.
+        return SendResult(DeliveryState.SENT)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def handlers(self) -> Sequence[Handler]:
+        return [self.create_session, self.history, self.websocket]
+
+    async def _session(self, token: str) -> WebchatSession:
+        hashed = token_hash(token)
+        found = await self.ctx.store.read(lambda uow: uow.webchat_session(hashed))
+        if found is None:
+            raise InvalidToken("unknown or expired web chat token")
+        return found
+
+    @endpoint(
+        "POST",
+        "/api/webchat/sessions",
+        "Start or resume a web chat session",
+        tags=("webchat",),
+        body=SessionRequest,
+        response=SessionResponse,
+        status=201,
+        errors=(400, 401, 422),
+    )
+    async def create_session(self, request: web.Request) -> web.StreamResponse:
+        req = await read_json(request, SessionRequest)
+        if req.token:
+            found = await self._session(req.token)
+            return json_response(
+                SessionResponse(token=req.token, conversation_id=found.conversation_id)
+            )
+        token = secrets.token_urlsafe(32)
+        hashed = token_hash(token)
+        visitor = "visitor-" + hashed[:20]
+        name = req.name or f"Visitor {hashed[:4].upper()}"
+
+        def run(uow: UnitOfWork) -> WebchatSession:
+            conv = do_open_conversation(uow, self.name, self.inbox, visitor, name, req.language)
+            return uow.create_webchat_session(hashed, conv.contact_id, conv.id, visitor)
+
+        session = await self.ctx.store.write(run)
+        return json_response(
+            SessionResponse(token=token, conversation_id=session.conversation_id), 201
+        )
+
+    @endpoint(
+        "GET",
+        "/api/webchat/history",
+        "The session's conversation, oldest message first",
+        tags=("webchat",),
+        query=TokenQuery,
+        response=HistoryResponse,
+        errors=(401, 422),
+    )
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        session = await self._session(read_query(request, TokenQuery).token)
+
+        def run(uow: UnitOfWork) -> HistoryResponse:
+            conv = uow.conversation(session.conversation_id)
+            assert conv is not None
+            messages = [
+                HistoryMessage(
+                    message_id=m.id,
+                    author=m.author_kind.value,
+                    author_name=m.author_name,
+                    text=m.text,
+                    created_at=m.created_at.isoformat(),
+                    client_id=_client_id(session, m.channel_message_id),
+                )
+                for m in uow.messages(conv.id, limit=1000)
+            ]
+            return HistoryResponse(
+                conversation_id=conv.id, status=conv.status.value, messages=messages
+            )
+
+        return json_response(await self.ctx.store.read(run))
+
+    @endpoint(
+        "GET",
+        "/api/webchat/ws",
+        "Customer websocket (docs/webchat-protocol.md)",
+        tags=("webchat",),
+        query=TokenQuery,
+        errors=(401, 422),
+        websocket=True,
+    )
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        session = await self._session(read_query(request, TokenQuery).token)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        feed = SocketFeed(ws)
+        self._sockets[session.conversation_id].add(feed)
+        bucket = TokenBucket(self.rate, self.burst)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_frame(session, feed, bucket, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    feed.send(_error("invalid_frame", "send JSON text frames"))
+                elif msg.type == WSMsgType.ERROR:
+                    log.info("web chat socket error: %s", ws.exception())
+        finally:
+            feeds = self._sockets.get(session.conversation_id)
+            if feeds is not None:
+                feeds.discard(feed)
+                if not feeds:
+                    del self._sockets[session.conversation_id]
+            await feed.close()
+        return ws
+
+    # --- frames -------------------------------------------------------------------------------
+
+    async def _on_frame(
+        self, session: WebchatSession, feed: SocketFeed, bucket: TokenBucket, data: str
+    ) -> None:
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            feed.send(_error("malformed_json", "the frame is not JSON"))
+            return
+        if not isinstance(frame, dict):
+            feed.send(_error("malformed_json", "the frame must be a JSON object"))
+            return
+        kind = frame.get("type")
+        if kind == "typing":
+            self.ctx.bus.publish(self._typing(session.conversation_id, AuthorKind.CUSTOMER))
+        elif kind == "message":
+            await self._on_message(session, feed, bucket, frame)
+        else:
+            feed.send(_error("unknown_type", f"unknown frame type {kind!r}"))
+
+    async def _on_message(
+        self, session: WebchatSession, feed: SocketFeed, bucket: TokenBucket, frame: dict[str, Any]
+    ) -> None:
+        client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+        try:
+            parsed = MessageFrame.model_validate(frame)
+        except ValidationError as exc:
+            where = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            feed.send(_error("invalid_frame", f"missing or invalid: {where}", client_id))
+            return
+        if not bucket.take():
+            feed.send(_error("rate_limited", "too many messages; slow down", parsed.client_id))
+            return
+        inbound = InboundMessage(
+            channel=self.name,
+            inbox=self.inbox,
+            sender=Identity(self.name, session.address),
+            text=parsed.text,
+            channel_message_id=f"{session.id}:{parsed.client_id}",
+            conversation_id=session.conversation_id,
+        )
+        try:
+            stored = await self.ctx.sink.receive(inbound)
+        except HubError as exc:
+            feed.send(_error(exc.code, exc.detail, parsed.client_id))
+            return
+        feed.send({"type": "ack", "client_id": parsed.client_id, "message_id": stored.id})
+
+    def _typing(self, conversation_id: int, author: AuthorKind) -> BusEnvelope:
+        return {
+            "kind": "typing",
+            "conversation_id": conversation_id,
+            "data": {"author": author.value},
+            "origin": self.ctx.bus.node_id,
+        }
+
+    # --- bus ----------------------------------------------------------------------------------
+
+    def _on_bus(self, envelope: BusEnvelope) -> None:
+        conv_id = envelope["conversation_id"]
+        if conv_id is None or conv_id not in self._sockets:
+            return
+        if envelope["kind"] == EventKind.MESSAGE_CREATED.value:
+            m = envelope["data"]["message"]
+            if m["direction"] != Direction.OUTBOUND.value:
+                return
+            frame = {
+                "type": "message",
+                "message_id": m["id"],
+                "author": m["author"],
+                "author_name": m.get("author_name"),
+                "text": m["text"],
+                "created_at": m["created_at"],
+            }
+        elif envelope["kind"] == "typing" and envelope["data"].get("author") != "customer":
+            frame = {"type": "typing", "author": envelope["data"].get("author", "agent")}
+        else:
+            return
+        for feed in list(self._sockets.get(conv_id, ())):
+            feed.send(frame)
+
+
+def _error(code: str, detail: str, client_id: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return frame

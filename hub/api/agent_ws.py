@@ -1,0 +1,96 @@
+"""The agents' live events websocket: committed events and typing, from every hub process."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import WSMsgType, web
+
+from hub.api.auth import current_session
+from hub.api.keys import AGENT_SOCKETS, BUS
+from hub.http import Handler, SocketFeed, endpoint
+from hub.ports import BusEnvelope
+
+log = logging.getLogger(__name__)
+
+
+@endpoint(
+    "GET",
+    "/api/agent/ws",
+    "Live events for agents (docs/api.md)",
+    tags=("agents",),
+    errors=(401,),
+    auth="agent",
+    websocket=True,
+)
+async def agent_events(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    bus = request.app[BUS]
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
+    await ws.prepare(request)
+    feed = SocketFeed(ws, limit=5000)
+
+    def forward(envelope: BusEnvelope) -> None:
+        if envelope["kind"] == "typing":
+            if envelope["data"].get("author") == "customer":
+                feed.send(
+                    {
+                        "type": "typing",
+                        "conversation_id": envelope["conversation_id"],
+                        "author": "customer",
+                    }
+                )
+            return
+        feed.send(
+            {
+                "type": "event",
+                "kind": envelope["kind"],
+                "conversation_id": envelope["conversation_id"],
+                "data": envelope["data"],
+            }
+        )
+
+    unsubscribe = bus.subscribe(forward)
+    request.app[AGENT_SOCKETS].add(ws)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                frame = json.loads(msg.data)
+                conv_id = frame["conversation_id"] if frame.get("type") == "typing" else None
+            except (ValueError, TypeError, KeyError, AttributeError):
+                feed.send(
+                    {
+                        "type": "error",
+                        "code": "invalid_frame",
+                        "detail": 'expected {"type": "typing", "conversation_id": N}',
+                    }
+                )
+                continue
+            if not isinstance(conv_id, int):
+                feed.send(
+                    {
+                        "type": "error",
+                        "code": "invalid_frame",
+                        "detail": 'expected {"type": "typing", "conversation_id": N}',
+                    }
+                )
+                continue
+            bus.publish(
+                {
+                    "kind": "typing",
+                    "conversation_id": conv_id,
+                    "data": {"author": "agent", "agent_id": session.agent.id},
+                    "origin": bus.node_id,
+                }
+            )
+    finally:
+        request.app[AGENT_SOCKETS].discard(ws)
+        unsubscribe()
+        await feed.close()
+    return ws
+
+
+HANDLERS: list[Handler] = [agent_events]

@@ -1,0 +1,208 @@
+"""Agent REST endpoints on conversations (thin: parse, check access, call the service)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.api.auth import current_session
+from hub.api.keys import CONVERSATIONS
+from hub.errors import InvalidRequest
+from hub.http import Handler, endpoint, json_response, read_json, read_query
+from hub.model import ConversationStatus
+from hub.ports import ConversationFilter
+from hub.wire import ContactOut, ConversationOut, MessageOut, message_json
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = Field(None, description="comma-separated statuses")
+    assignee: str | None = Field(None, pattern=r"^(me|none|\d+)$")
+    channel: str | None = Field(None, max_length=32)
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ListResponse(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class DetailResponse(BaseModel):
+    conversation: ConversationOut
+    contact: ContactOut
+    messages: list[MessageOut]
+    other_conversations: list[ConversationOut]
+
+
+class ReplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class MessageResponse(BaseModel):
+    message: MessageOut
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: int | None = Field(None, ge=1)
+
+
+class ConversationResponse(BaseModel):
+    conversation: ConversationOut
+
+
+class Empty(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _conversation_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidRequest(f"not a conversation id: {raw!r}")
+    return int(raw)
+
+
+def _statuses(raw: str | None) -> tuple[ConversationStatus, ...]:
+    if not raw:
+        return ()
+    try:
+        return tuple(ConversationStatus(s.strip()) for s in raw.split(",") if s.strip())
+    except ValueError:
+        allowed = ", ".join(s.value for s in ConversationStatus)
+        raise InvalidRequest(f"unknown status in {raw!r}; use {allowed}") from None
+
+
+@endpoint(
+    "GET",
+    "/api/conversations",
+    "List conversations, newest activity first",
+    tags=("conversations",),
+    query=ListQuery,
+    response=ListResponse,
+    errors=(400, 401, 422),
+    auth="agent",
+)
+async def list_conversations(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    q = read_query(request, ListQuery)
+    assignee_id = None
+    if q.assignee == "me":
+        assignee_id = session.agent.id
+    elif q.assignee and q.assignee != "none":
+        assignee_id = int(q.assignee)
+    flt = ConversationFilter(
+        status=_statuses(q.status),
+        assignee_id=assignee_id,
+        unassigned=q.assignee == "none",
+        channel=q.channel,
+        limit=q.limit,
+    )
+    return json_response({"conversations": await request.app[CONVERSATIONS].summaries(flt)})
+
+
+@endpoint(
+    "GET",
+    "/api/conversations/{id}",
+    "A conversation with its messages and the contact's others",
+    tags=("conversations",),
+    response=DetailResponse,
+    errors=(400, 401, 404),
+    auth="agent",
+)
+async def get_conversation(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    detail = await request.app[CONVERSATIONS].detail(_conversation_id(request))
+    return json_response(
+        {
+            "conversation": detail.conversation,
+            "contact": detail.contact,
+            "messages": detail.messages,
+            "other_conversations": detail.other_conversations,
+        }
+    )
+
+
+@endpoint(
+    "POST",
+    "/api/conversations/{id}/messages",
+    "Reply to the customer on the conversation's channel",
+    tags=("conversations",),
+    body=ReplyRequest,
+    response=MessageResponse,
+    status=201,
+    errors=(400, 401, 403, 404, 413, 422),
+    auth="agent",
+)
+async def post_message(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    conv_id = _conversation_id(request)
+    req = await read_json(request, ReplyRequest)
+    msg = await request.app[CONVERSATIONS].reply(conv_id, session.agent.id, req.text)
+    return json_response({"message": message_json(msg)}, status=201)
+
+
+@endpoint(
+    "POST",
+    "/api/conversations/{id}/assign",
+    "Assign to an agent (default: yourself)",
+    tags=("conversations",),
+    body=AssignRequest,
+    response=ConversationResponse,
+    errors=(400, 401, 403, 404, 409, 422),
+    auth="agent",
+)
+async def assign(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    conv_id = _conversation_id(request)
+    req = await read_json(request, AssignRequest)
+    service = request.app[CONVERSATIONS]
+    await service.assign(conv_id, req.agent_id or session.agent.id, session.agent.id)
+    return json_response({"conversation": (await service.detail(conv_id)).conversation})
+
+
+@endpoint(
+    "POST",
+    "/api/conversations/{id}/resolve",
+    "Mark resolved",
+    tags=("conversations",),
+    body=Empty,
+    response=ConversationResponse,
+    errors=(400, 401, 403, 404, 409),
+    auth="agent",
+)
+async def resolve(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    conv_id = _conversation_id(request)
+    await read_json(request, Empty)
+    service = request.app[CONVERSATIONS]
+    await service.resolve(conv_id, session.agent.id)
+    return json_response({"conversation": (await service.detail(conv_id)).conversation})
+
+
+@endpoint(
+    "POST",
+    "/api/conversations/{id}/reopen",
+    "Reopen a resolved or closed conversation",
+    tags=("conversations",),
+    body=Empty,
+    response=ConversationResponse,
+    errors=(400, 401, 403, 404, 409),
+    auth="agent",
+)
+async def reopen(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    conv_id = _conversation_id(request)
+    await read_json(request, Empty)
+    service = request.app[CONVERSATIONS]
+    await service.reopen(conv_id, session.agent.id)
+    return json_response({"conversation": (await service.detail(conv_id)).conversation})
+
+
+HANDLERS: list[Handler] = [
+    list_conversations,
+    get_conversation,
+    post_message,
+    assign,
+    resolve,
+    reopen,
+]

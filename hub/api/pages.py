@@ -1,0 +1,25 @@
+"""The web pages: landing, demo page with the widget, agent inbox; static assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def _page(name: str) -> web.RouteDef:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+
+    return web.get("/" if name == "index.html" else "/" + name.removesuffix(".html"), handler)
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        _page("index.html"),
+        _page("demo.html"),
+        _page("inbox.html"),
+        web.static("/static", STATIC_DIR),
+    ]

@@ -1,0 +1,104 @@
+"""Settings: `OMNIHUB_*` environment variables over an optional TOML file over defaults.
+
+A wrong value stops start-up with a ConfigError that names the setting (and its variable).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hub.errors import ConfigError
+
+ENV_PREFIX = "OMNIHUB_"
+
+
+class Settings(BaseSettings):
+    """Every setting of a hub process. Environment variable = OMNIHUB_ + upper-case name."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    data_dir: Path = Path("var")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    redis_url: str | None = None  # set to share events between hub processes
+    public_url: str | None = None  # how customers reach this hub; default http://host:port
+    max_text_chars: int = Field(10_000, ge=1, le=1_000_000)
+    session_ttl_hours: int = Field(12, ge=1, le=24 * 90)
+    secure_cookies: bool = False  # set behind HTTPS
+    demo: bool = True  # seed the demo tenant (inbox, agent) on start
+    demo_agent_email: str = "agent@demo.omnihub.test"
+    demo_agent_password: str = "omnihub-demo"
+    auto_migrate: bool = True  # run schema migrations on `omnihub serve`
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    default_inbox: str = "website"
+    # Sites allowed to embed the chat widget (CORS on /api/webchat/*); ["*"] = any site.
+    webchat_allowed_origins: list[str] = ["*"]
+    webchat_rate_per_s: float = Field(20, ge=0)  # per customer socket; 0 = unlimited
+    webchat_burst: float = Field(60, ge=1)
+    db_pool_size: int = Field(4, ge=1, le=64)
+
+    @field_validator("database_url", "redis_url", "public_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'omnihub.sqlite3').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(ENV_PREFIX + "CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual `postgresql://` spelling and pick the driver we ship (psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings or raise ConfigError naming each bad setting and its variable."""
+    config_file = os.environ.get(ENV_PREFIX + "CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"{ENV_PREFIX}CONFIG: no such file: {config_file}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            problems.append(f"{name} ({ENV_PREFIX}{name.upper()}): {err['msg']}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+    except ValueError as exc:  # a TOML file that does not parse
+        raise ConfigError(f"bad configuration file {config_file}: {exc}") from None

@@ -1,0 +1,205 @@
+"""HTTP plumbing shared by the API and the channel adapters that serve HTTP.
+
+One way to: declare an endpoint (and so its OpenAPI entry), read a JSON body or a query
+string into a pydantic model, answer with a JSON error, and push frames to a websocket
+without letting a slow client stall the event bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hub.errors import HubError, InvalidRequest, TooLarge, ValidationFailed
+from hub.ports import Channel
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_JSON_BODY = 256 * 1024
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One REST operation: how to route it and how to describe it in OpenAPI."""
+
+    method: str
+    path: str
+    summary: str
+    tags: tuple[str, ...]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    auth: str | None = None  # "agent" (cookie + CSRF on unsafe methods), "token" (webchat)
+    websocket: bool = False
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+def endpoint(method: str, path: str, summary: str, **kw: Any) -> Callable[[F], F]:
+    """Declare a handler; `routes()` turns the declared handlers into aiohttp routes."""
+
+    def wrap(handler: F) -> F:
+        handler.__omnihub_endpoint__ = Endpoint(method, path, summary, **kw)  # type: ignore[attr-defined]
+        return handler
+
+    return wrap
+
+
+def endpoints_of(handlers: Sequence[Handler]) -> list[Endpoint]:
+    return [h.__omnihub_endpoint__ for h in handlers]  # type: ignore[attr-defined]
+
+
+def routes(handlers: Sequence[Handler]) -> list[web.RouteDef]:
+    return [
+        web.route(e.method, e.path, h)
+        for e, h in zip(endpoints_of(handlers), handlers, strict=True)
+    ]
+
+
+@runtime_checkable
+class HttpChannel(Channel, Protocol):
+    """A channel adapter that also serves HTTP (web chat, webhooks)."""
+
+    def handlers(self) -> Sequence[Handler]: ...
+
+
+# --- input --------------------------------------------------------------------------------------
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """The request body as `model`, or a 4xx HubError saying what is wrong."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise TooLarge(f"the body is larger than {MAX_JSON_BODY} bytes", code="body_too_large")
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise TooLarge(f"the body is larger than {MAX_JSON_BODY} bytes", code="body_too_large")
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON", code="malformed_json") from None
+    return parse(model, data)
+
+
+def parse(model: type[M], data: Any) -> M:
+    if not isinstance(data, dict):
+        raise InvalidRequest("expected a JSON object", code="malformed_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(_validation_detail(exc)) from None
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    return parse(model, dict(request.query))
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def error_body(code: str, detail: str) -> dict[str, Any]:
+    return {"error": {"code": code, "detail": detail}}
+
+
+def error_response(status: int, code: str, detail: str) -> web.Response:
+    return web.json_response(error_body(code, detail), status=status, dumps=_dumps)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    400: "invalid_request",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes `{"error": {"code", "detail"}}` with a 4xx status; a bug is a 500."""
+    try:
+        return await handler(request)
+    except HubError as exc:
+        return error_response(exc.status, exc.code, exc.detail)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; it has been logged")
+
+
+# --- websockets ---------------------------------------------------------------------------------
+
+
+class SocketFeed:
+    """A bounded send queue with its own writer task for one websocket.
+
+    Bus handlers only enqueue; a client too slow to keep up is disconnected (it reconnects
+    and refetches) instead of stalling delivery to everybody else.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, limit: int = 1000):
+        self.ws = ws
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(limit)
+        self._task = asyncio.create_task(self._write(), name="omnihub-socket-feed")
+        self._closer: asyncio.Task[bool] | None = None
+
+    def send(self, frame: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("websocket client too slow; closing it")
+            self._task.cancel()
+            self._closer = asyncio.create_task(self.ws.close(code=1013, message=b"too slow"))
+
+    async def close(self) -> None:
+        if not self._task.done():
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _write(self) -> None:
+        while (frame := await self._queue.get()) is not None:
+            if self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(_dumps(frame))
+            except (ConnectionError, RuntimeError):
+                return

@@ -1,0 +1,252 @@
+"""The small typed interfaces plugins and infrastructure implement.
+
+`channels/`, `bot/` and `kb/` depend on these and on `hub.model`, never on the storage or
+API modules; the composition root (`hub.api.app`) wires concrete implementations in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
+
+from hub.model import (
+    Agent,
+    AuthorKind,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryState,
+    Event,
+    EventKind,
+    Identity,
+    InboundMessage,
+    Message,
+    Role,
+)
+
+T = TypeVar("T")
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilter:
+    status: tuple[ConversationStatus, ...] = ()
+    assignee_id: int | None = None
+    unassigned: bool = False
+    channel: str | None = None
+    contact_id: int | None = None
+    include_empty: bool = False  # conversations nobody has written in yet
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSession:
+    agent: Agent
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebchatSession:
+    id: int
+    contact_id: int
+    conversation_id: int
+    address: str
+
+
+class UnitOfWork(Protocol):
+    """Storage operations inside one database transaction.
+
+    Runs on a storage thread, never on the event loop: implementations are synchronous.
+    Every state change also appends an Event through `append_event`; the store publishes the
+    committed events on the event bus.
+    """
+
+    def append_event(
+        self,
+        kind: EventKind,
+        conversation_id: int | None,
+        payload: dict[str, Any],
+        actor_kind: AuthorKind = AuthorKind.SYSTEM,
+        actor_id: int | None = None,
+    ) -> Event: ...
+
+    # contacts
+    def contact(self, contact_id: int) -> Contact | None: ...
+    def contact_by_identity(self, identity: Identity) -> Contact | None: ...
+    def create_contact(
+        self, display_name: str, identities: Sequence[Identity], language: str | None
+    ) -> Contact: ...
+    def rename_contact(self, contact_id: int, display_name: str) -> None: ...
+
+    # conversations
+    def conversation(
+        self, conversation_id: int, *, for_update: bool = False
+    ) -> Conversation | None: ...
+    def latest_conversation(
+        self, contact_id: int, channel: str, inbox: str
+    ) -> Conversation | None: ...
+    def create_conversation(
+        self,
+        contact_id: int,
+        channel: str,
+        inbox: str,
+        status: ConversationStatus,
+        language: str | None,
+    ) -> Conversation: ...
+    def save_conversation(self, conversation: Conversation) -> None: ...
+    def conversations(self, flt: ConversationFilter) -> list[Conversation]: ...
+    def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, Message]: ...
+    def contacts(self, contact_ids: Sequence[int]) -> dict[int, Contact]: ...
+
+    # messages
+    def message_by_channel_id(self, channel: str, channel_message_id: str) -> Message | None: ...
+    def add_message(
+        self,
+        conversation_id: int,
+        *,
+        direction: str,
+        author_kind: AuthorKind,
+        text: str,
+        channel: str,
+        author_id: int | None = None,
+        author_name: str | None = None,
+        channel_message_id: str | None = None,
+        delivery_state: DeliveryState = DeliveryState.QUEUED,
+        created_at: datetime | None = None,
+    ) -> Message: ...
+    def messages(self, conversation_id: int, limit: int = 500) -> list[Message]: ...
+    def set_delivery_state(self, message_id: int, state: DeliveryState) -> Message | None: ...
+    def undelivered_outbound(self, limit: int = 500) -> list[Message]: ...
+    def events(self, conversation_id: int) -> list[Event]: ...
+
+    # agents and sessions
+    def add_agent(self, email: str, name: str, role: Role, password_hash: str) -> Agent: ...
+    def agent(self, agent_id: int) -> Agent | None: ...
+    def agent_credentials(self, email: str) -> tuple[Agent, str] | None: ...
+    def set_agent_password(self, agent_id: int, password_hash: str) -> None: ...
+    def create_agent_session(
+        self, token_hash: str, agent_id: int, csrf_token: str, expires_at: datetime
+    ) -> None: ...
+    def agent_session(self, token_hash: str, now: datetime) -> AgentSession | None: ...
+    def delete_agent_session(self, token_hash: str) -> None: ...
+    def create_webchat_session(
+        self, token_hash: str, contact_id: int, conversation_id: int, address: str
+    ) -> WebchatSession: ...
+    def webchat_session(self, token_hash: str) -> WebchatSession | None: ...
+
+
+class Store(Protocol):
+    """The repository port: runs units of work off the event loop, one transaction each."""
+
+    async def write(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run `fn` in its own transaction and commit; publish the events it appended."""
+        ...
+
+    async def write_batched(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Like `write`, but may share one commit with other concurrent calls (group commit).
+
+        Use for the hot inbound path: resolves only after the shared commit is durable.
+        """
+        ...
+
+    async def read(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run a read-only `fn`; may run concurrently with writes."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        ...
+
+
+# --- event bus --------------------------------------------------------------------------------
+
+
+class BusEnvelope(TypedDict):
+    """What travels on the event bus between hub processes (JSON-serialisable)."""
+
+    kind: str  # an EventKind value, or "typing"
+    conversation_id: int | None
+    data: dict[str, Any]
+    origin: str  # node id of the publishing process
+
+
+BusHandler = Callable[[BusEnvelope], Awaitable[None] | None]
+
+
+class EventBus(Protocol):
+    """Fan-out of committed events (and ephemeral ones such as typing) to every subscriber
+    in every hub process sharing the same database."""
+
+    node_id: str
+
+    def publish(self, envelope: BusEnvelope) -> None:
+        """Queue for delivery; never blocks the caller."""
+        ...
+
+    def subscribe(self, handler: BusHandler) -> Callable[[], None]:
+        """Call `handler` for every envelope; returns the unsubscribe function."""
+        ...
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+class InboundSink(Protocol):
+    """What a channel adapter hands normalised inbound messages to (the conversation service)."""
+
+    async def receive(self, message: InboundMessage) -> Message:
+        """Store the message durably (idempotent on channel_message_id) and return it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    state: DeliveryState
+    channel_message_id: str | None = None
+    detail: str | None = None
+
+
+class Channel(Protocol):
+    """A channel adapter: turns a channel's traffic into InboundMessages and sends replies.
+
+    Implementations are registered by name in `channels.REGISTRY`. Richer content falls back
+    to text (Rasa's output-channel rule).
+    """
+
+    name: ClassVar[str]
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def send(self, conversation: Conversation, message: Message) -> SendResult:
+        """Deliver one outbound message; raise ChannelSendError for a retryable failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the composition root hands every channel adapter."""
+
+    sink: InboundSink
+    store: Store
+    bus: EventBus
+    max_text_chars: int
+    public_url: str
+    default_inbox: str
+    options: dict[str, Any]  # channel-specific settings
+
+
+class ChannelSendError(Exception):
+    """A send failed; `retryable` tells the outbox whether to try again later."""
+
+    def __init__(self, detail: str, *, retryable: bool = True):
+        super().__init__(detail)
+        self.retryable = retryable

@@ -1,0 +1,153 @@
+"""Table definitions. Alembic migrations in `migrations/` must match these (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to storage")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(default: Any) -> Any:
+    return Field(
+        default_factory=lambda: type(default)(), sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+
+
+class ContactRow(SQLModel, table=True):
+    __tablename__ = "contact"
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = Field(max_length=200)
+    language: str | None = Field(default=None, max_length=16)
+    tags: list[str] = _json([])
+    accessibility: dict[str, Any] = _json({})
+    created_at: datetime = _ts()
+
+
+class ContactIdentityRow(SQLModel, table=True):
+    __tablename__ = "contact_identity"
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "address", name="uq_identity_channel_address"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(max_length=32)
+    address: str = Field(max_length=320)
+
+
+class ConversationRow(SQLModel, table=True):
+    __tablename__ = "conversation"
+    __table_args__ = (
+        sa.Index("ix_conversation_status_updated", "status", "updated_at"),
+        sa.Index("ix_conversation_contact_channel", "contact_id", "channel", "inbox"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    channel: str = Field(max_length=32)
+    inbox: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    priority: str = Field(default="normal", max_length=16)
+    required_skills: list[str] = _json([])
+    language: str | None = Field(default=None, max_length=16)
+    assignee_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    team: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    last_message_at: datetime | None = _ts(nullable=True)  # None: nothing said yet
+    first_response_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+    csat: int | None = None
+
+
+class MessageRow(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (
+        # Inbound idempotency: a channel's message id is stored once.
+        sa.UniqueConstraint("channel", "channel_message_id", name="uq_message_channel_id"),
+        sa.Index("ix_message_conversation", "conversation_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    direction: str = Field(max_length=8)
+    author_kind: str = Field(max_length=8)
+    author_id: int | None = None
+    author_name: str | None = Field(default=None, max_length=200)
+    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    attachments: list[dict[str, Any]] = _json([])
+    channel: str = Field(max_length=32)
+    channel_message_id: str | None = Field(default=None, max_length=255)
+    delivery_state: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class EventRow(SQLModel, table=True):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64)
+    conversation_id: int | None = Field(default=None, index=True)
+    actor_kind: str = Field(max_length=8)
+    actor_id: int | None = None
+    payload: dict[str, Any] = _json({})
+    created_at: datetime = _ts()
+
+
+class AgentRow(SQLModel, table=True):
+    __tablename__ = "agent"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    active: bool = True
+    created_at: datetime = _ts()
+
+
+class AgentSessionRow(SQLModel, table=True):
+    __tablename__ = "agent_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+
+
+class WebchatSessionRow(SQLModel, table=True):
+    __tablename__ = "webchat_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    address: str = Field(max_length=320)  # the contact's webchat identity
+    created_at: datetime = _ts()
+
+
+metadata = SQLModel.metadata

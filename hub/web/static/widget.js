@@ -1,0 +1,758 @@
+/*
+ * omnihub web chat widget.
+ *
+ * Embed with one tag:  <script src="https://HUB/static/widget.js" defer></script>
+ * Optional attributes: data-lang="en" | "zh-CN", data-title="Support".
+ *
+ * Wire contract: docs/api.md ("Web chat") and docs/webchat-protocol.md.
+ * Plain ES2020, no dependencies: the widget runs on other people's pages, so it
+ * must not assume any framework, and it only talks to the hub it was loaded from.
+ */
+(() => {
+  "use strict";
+
+  // A page that includes the tag twice must still get one widget.
+  if (window.__omnihubWidget) return;
+  window.__omnihubWidget = true;
+
+  const script = document.currentScript;
+  if (!script || !script.src) return;
+
+  const TOKEN_KEY = "omnihub.webchat.token";
+  const UNACKED_KEY = "omnihub.webchat.unacked";
+  const TYPING_SEND_MS = 2000;
+  const TYPING_SHOW_MS = 3000;
+  const BACKOFF_MAX_MS = 30000;
+  // A socket can look open yet be dead (half-open TCP, a hub process shutting down): when an
+  // ack is this late we give up on the socket and reconnect, which resends the message.
+  const ACK_TIMEOUT_MS = 10000;
+  // The server closes the socket on frames over 64 KiB; a message that can never be
+  // accepted must not be resent forever, so it is refused here instead.
+  const MAX_FRAME_BYTES = 60000;
+
+  const STRINGS = {
+    en: {
+      launcher: "Chat with us",
+      title: "Chat with us",
+      close: "Close chat",
+      welcome: "Hi! How can we help you today?",
+      inputLabel: "Your message",
+      placeholder: "Type your message…",
+      hint: "Enter to send, Shift+Enter for a new line",
+      send: "Send",
+      customer: "You",
+      agent: "Agent",
+      bot: "Bot",
+      system: "System",
+      sending: "Sending…",
+      sent: "Sent",
+      failed: "Not sent",
+      typing: "Agent is typing…",
+      unread: "new message",
+      connecting: "Connecting…",
+      offline: "Connection lost. Reconnecting…",
+      log: "Chat messages",
+      err_text_too_long: "Your message is too long. Please shorten it and send it again.",
+      err_empty_text: "Please type a message first.",
+      err_rate_limited: "You are sending messages too quickly. We will retry in a moment.",
+      err_frame_too_large: "Your message is too long. Please shorten it and send it again.",
+      err_generic: "Something went wrong. Please try again.",
+    },
+    "zh-CN": {
+      launcher: "联系我们",
+      title: "联系我们",
+      close: "关闭聊天",
+      welcome: "您好！请问有什么可以帮您？",
+      inputLabel: "您的消息",
+      placeholder: "请输入消息…",
+      hint: "按 Enter 发送，Shift+Enter 换行",
+      send: "发送",
+      customer: "您",
+      agent: "客服",
+      bot: "机器人",
+      system: "系统",
+      sending: "发送中…",
+      sent: "已发送",
+      failed: "未发送",
+      typing: "客服正在输入…",
+      unread: "新消息",
+      connecting: "正在连接…",
+      offline: "连接已断开，正在重新连接…",
+      log: "聊天记录",
+      err_text_too_long: "消息太长，请缩短后重新发送。",
+      err_empty_text: "请先输入消息内容。",
+      err_rate_limited: "发送太频繁，稍后将自动重试。",
+      err_frame_too_large: "消息太长，请缩短后重新发送。",
+      err_generic: "出错了，请重试。",
+    },
+  };
+
+  const hubBase = deriveHubBase(script.src);
+  const lang = pickLanguage(script.getAttribute("data-lang"));
+  const T = STRINGS[lang];
+  const title = script.getAttribute("data-title") || T.title;
+  const store = safeStorage();
+
+  const state = {
+    token: store.get(TOKEN_KEY),
+    conversationId: null,
+    ws: null,
+    connecting: false,
+    started: false,
+    attempt: 0,
+    reconnectTimer: null,
+    ackWatchdog: null,
+    lastTypingSent: 0,
+    typingTimer: null,
+    unacked: loadUnacked(),
+    byMessageId: new Map(), // message_id -> element, to drop duplicates from history/socket
+    byClientId: new Map(), // client_id -> element, to mark a pending message sent on ack
+  };
+
+  function deriveHubBase(src) {
+    // The widget lives at HUB/static/widget.js; everything else hangs off HUB.
+    const url = new URL(src, document.baseURI);
+    const path = url.pathname.replace(/\/static\/widget\.js$/, "");
+    return url.origin + (path === url.pathname ? "" : path);
+  }
+
+  function pickLanguage(attr) {
+    const wanted = attr || navigator.language || "en";
+    return /^zh/i.test(wanted) ? "zh-CN" : "en";
+  }
+
+  function safeStorage() {
+    // localStorage throws in sandboxed iframes and some private modes; a chat that
+    // forgets on reload is better than no chat at all.
+    const memory = new Map();
+    const ls = (() => {
+      try {
+        const probe = "omnihub.probe";
+        window.localStorage.setItem(probe, "1");
+        window.localStorage.removeItem(probe);
+        return window.localStorage;
+      } catch (_) {
+        return null;
+      }
+    })();
+    return {
+      get: (k) => (ls ? ls.getItem(k) : memory.has(k) ? memory.get(k) : null),
+      set: (k, v) => (ls ? ls.setItem(k, v) : memory.set(k, v)),
+      remove: (k) => (ls ? ls.removeItem(k) : memory.delete(k)),
+    };
+  }
+
+  function loadUnacked() {
+    try {
+      const list = JSON.parse(store.get(UNACKED_KEY) || "[]");
+      return Array.isArray(list) ? list.filter((m) => m && m.client_id && m.text) : [];
+    } catch (_) {
+      return [];
+    }
+  }
+
+  function saveUnacked() {
+    if (state.unacked.length) store.set(UNACKED_KEY, JSON.stringify(state.unacked));
+    else store.remove(UNACKED_KEY);
+  }
+
+  function newClientId() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    // randomUUID needs a secure context; plain-http intranet hubs still need unique ids.
+    const rnd = Math.random().toString(36).slice(2, 12);
+    return "c-" + Date.now().toString(36) + "-" + rnd;
+  }
+
+  /* ---------- DOM ---------- */
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  const CSS = `
+.omnihub-root, .omnihub-root * { box-sizing: border-box; }
+.omnihub-root { position: fixed; right: 16px; bottom: 16px; z-index: 2147483000;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "PingFang SC",
+  "Microsoft YaHei", sans-serif; color: #1b1b1f; text-align: left; }
+.omnihub-sr { position: absolute !important; width: 1px; height: 1px; padding: 0; margin: -1px;
+  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+.omnihub-root button { font: inherit; cursor: pointer; }
+.omnihub-root :focus-visible { outline: 3px solid #1a4fd6; outline-offset: 2px; }
+.omnihub-launcher { display: flex; align-items: center; gap: 8px; margin-left: auto;
+  padding: 12px 18px; border: 2px solid #0b3d91; border-radius: 999px; background: #0b3d91;
+  color: #ffffff; font-weight: 600; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
+.omnihub-launcher:hover { background: #08306f; }
+.omnihub-launcher:focus-visible { outline-color: #0b3d91; box-shadow: 0 0 0 3px #ffffff; }
+.omnihub-dot { width: 10px; height: 10px; border-radius: 50%; background: #ffd166; }
+.omnihub-panel { position: absolute; right: 0; bottom: 64px; width: min(380px, calc(100vw - 32px));
+  height: min(560px, calc(100vh - 96px)); display: flex; flex-direction: column;
+  background: #ffffff; border: 1px solid #8a8f98; border-radius: 12px; overflow: hidden;
+  box-shadow: 0 10px 32px rgba(0,0,0,.28); transition: opacity .15s ease, transform .15s ease; }
+.omnihub-panel[hidden] { display: none; }
+.omnihub-header { display: flex; align-items: center; justify-content: space-between;
+  padding: 10px 12px 10px 16px; background: #0b3d91; color: #ffffff; }
+.omnihub-title { margin: 0; font-size: 16px; font-weight: 700; color: #ffffff; }
+.omnihub-close { border: 0; background: transparent; color: #ffffff; font-size: 22px;
+  line-height: 1; padding: 4px 10px; border-radius: 6px; }
+.omnihub-close:focus-visible { outline-color: #ffffff; }
+.omnihub-status { margin: 0; padding: 6px 16px; background: #fff4ce; color: #3d3000; font-size: 13px; }
+.omnihub-status:empty { display: none; }
+.omnihub-log { flex: 1; overflow-y: auto; padding: 12px; background: #f5f6f8;
+  display: flex; flex-direction: column; gap: 8px; }
+.omnihub-welcome { margin: 0; padding: 10px 12px; color: #33363d; background: #ffffff;
+  border-radius: 10px; align-self: flex-start; max-width: 85%; }
+.omnihub-msg { max-width: 85%; padding: 8px 12px; border-radius: 12px; background: #ffffff;
+  color: #1b1b1f; border: 1px solid #d5d8de; align-self: flex-start; }
+.omnihub-msg[data-author="customer"] { align-self: flex-end; background: #dbe7ff;
+  border-color: #b6ccf7; }
+.omnihub-msg[data-author="system"] { align-self: center; background: #eceef2; font-size: 13px; }
+.omnihub-msg[data-state="failed"] { border-color: #b3261e; }
+.omnihub-meta { display: flex; gap: 8px; font-size: 12px; color: #4a4f57; margin-bottom: 2px; }
+.omnihub-author { font-weight: 600; color: #2b2f36; }
+.omnihub-text { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.omnihub-error { align-self: stretch; margin: 0; padding: 8px 12px; border-radius: 8px;
+  background: #fde7e9; color: #8c1d18; border: 1px solid #f2b8bd; font-size: 14px; }
+.omnihub-typing { margin: 0; padding: 4px 16px; font-size: 13px; color: #4a4f57;
+  background: #f5f6f8; font-style: italic; }
+.omnihub-typing[hidden] { display: none; }
+.omnihub-form { display: flex; gap: 8px; align-items: flex-end; padding: 10px 12px;
+  border-top: 1px solid #d5d8de; background: #ffffff; }
+.omnihub-input { flex: 1; resize: none; min-height: 44px; max-height: 140px; padding: 10px;
+  border: 1px solid #767b85; border-radius: 8px; font: inherit; color: #1b1b1f;
+  background: #ffffff; }
+.omnihub-input::placeholder { color: #5f646d; }
+.omnihub-send { padding: 10px 16px; border: 2px solid #0b3d91; border-radius: 8px;
+  background: #0b3d91; color: #ffffff; font-weight: 600; }
+.omnihub-send:hover { background: #08306f; }
+.omnihub-hint { margin: 0; padding: 0 12px 8px; font-size: 12px; color: #4a4f57; background: #ffffff; }
+@media (max-width: 480px) {
+  .omnihub-panel { position: fixed; inset: 0; width: 100vw; height: 100vh; border-radius: 0; }
+}
+@media (prefers-reduced-motion: reduce) {
+  .omnihub-panel { transition: none; }
+  .omnihub-log { scroll-behavior: auto; }
+}
+`;
+
+  const ui = buildUi();
+
+  function buildUi() {
+    document.head.append(el("style", { "data-omnihub": "widget", text: CSS }));
+
+    const panelId = "omnihub-panel-" + Math.random().toString(36).slice(2, 8);
+    const titleId = panelId + "-title";
+    const inputId = panelId + "-input";
+    const hintId = panelId + "-hint";
+
+    const dot = el("span", { class: "omnihub-dot", "aria-hidden": "true", hidden: true });
+    const unreadText = el("span", { class: "omnihub-sr" });
+    const launcher = el(
+      "button",
+      {
+        type: "button",
+        class: "omnihub-launcher",
+        "data-testid": "omnihub-launcher",
+        "aria-expanded": "false",
+        "aria-controls": panelId,
+      },
+      el("span", { text: T.launcher }),
+      unreadText,
+      dot,
+    );
+
+    const close = el("button", {
+      type: "button",
+      class: "omnihub-close",
+      "aria-label": T.close,
+      title: T.close,
+      text: "×",
+    });
+    const header = el(
+      "div",
+      { class: "omnihub-header" },
+      el("h2", { class: "omnihub-title", id: titleId, text: title }),
+      close,
+    );
+    const status = el("p", { class: "omnihub-status", role: "status" });
+    const log = el(
+      "div",
+      {
+        class: "omnihub-log",
+        role: "log",
+        "aria-live": "polite",
+        "aria-label": T.log,
+        "data-testid": "omnihub-log",
+        tabindex: "0",
+      },
+      el("p", { class: "omnihub-welcome", text: T.welcome }),
+    );
+    const typing = el("p", { class: "omnihub-typing", hidden: true, "aria-live": "polite" });
+    const input = el("textarea", {
+      id: inputId,
+      class: "omnihub-input",
+      rows: "1",
+      placeholder: T.placeholder,
+      "aria-describedby": hintId,
+      "data-testid": "omnihub-input",
+    });
+    const send = el("button", {
+      type: "submit",
+      class: "omnihub-send",
+      "data-testid": "omnihub-send",
+      text: T.send,
+    });
+    const form = el(
+      "form",
+      { class: "omnihub-form" },
+      el("label", { for: inputId, class: "omnihub-sr", text: T.inputLabel }),
+      input,
+      send,
+    );
+    const hint = el("p", { class: "omnihub-hint", id: hintId, text: T.hint });
+    const panel = el(
+      "div",
+      {
+        id: panelId,
+        class: "omnihub-panel",
+        role: "dialog",
+        "aria-modal": "false",
+        "aria-labelledby": titleId,
+        "data-testid": "omnihub-panel",
+        hidden: true,
+      },
+      header,
+      status,
+      log,
+      typing,
+      form,
+      hint,
+    );
+    const root = el("div", { class: "omnihub-root", lang }, panel, launcher);
+    document.body.append(root);
+
+    launcher.addEventListener("click", () => (panel.hidden ? openPanel() : closePanel()));
+    close.addEventListener("click", closePanel);
+    panel.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        closePanel();
+      }
+    });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      submitInput();
+    });
+    input.addEventListener("keydown", onInputKeydown);
+    input.addEventListener("input", onInputChange);
+
+    return { root, launcher, dot, unreadText, panel, status, log, typing, input };
+  }
+
+  /* ---------- panel ---------- */
+
+  function openPanel() {
+    ui.panel.hidden = false;
+    ui.launcher.setAttribute("aria-expanded", "true");
+    setUnread(false);
+    ui.input.focus();
+    scrollToEnd(true);
+    if (!state.started) start();
+  }
+
+  function closePanel() {
+    if (ui.panel.hidden) return;
+    ui.panel.hidden = true;
+    ui.launcher.setAttribute("aria-expanded", "false");
+    ui.launcher.focus();
+  }
+
+  function setUnread(on) {
+    ui.dot.hidden = !on;
+    ui.unreadText.textContent = on ? ", " + T.unread : "";
+  }
+
+  function setStatus(text) {
+    ui.status.textContent = text || "";
+  }
+
+  function scrollToEnd(force) {
+    const log = ui.log;
+    const nearEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+    if (force || nearEnd) log.scrollTop = log.scrollHeight;
+  }
+
+  /* ---------- messages ---------- */
+
+  function authorLabel(author, authorName) {
+    const role = T[author] || T.system;
+    return authorName && author !== "customer" ? `${authorName} (${role})` : role;
+  }
+
+  function formatTime(iso) {
+    const date = iso ? new Date(iso) : new Date();
+    if (Number.isNaN(date.getTime())) return "";
+    return date.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function renderMessage({ author, text, createdAt, authorName, messageId, clientId, state: st }) {
+    const label = authorLabel(author, authorName);
+    const stateEl = el("span", { class: "omnihub-state", "aria-hidden": "true" });
+    const node = el(
+      "div",
+      {
+        class: "omnihub-msg",
+        role: "article",
+        "aria-label": label,
+        "data-testid": "omnihub-message",
+        "data-author": author,
+      },
+      el(
+        "div",
+        { class: "omnihub-meta" },
+        el("span", { class: "omnihub-author", text: label }),
+        el("time", { datetime: createdAt || "", text: formatTime(createdAt) }),
+        author === "customer" ? stateEl : null,
+      ),
+      el("p", { class: "omnihub-text", text }),
+    );
+    if (messageId != null) node.dataset.messageId = String(messageId);
+    if (clientId) state.byClientId.set(clientId, node);
+    if (author === "customer") setMessageState(node, st || "sent");
+    insertInOrder(node);
+    if (messageId != null) state.byMessageId.set(messageId, node);
+    return node;
+  }
+
+  function setMessageState(node, st) {
+    node.dataset.state = st;
+    const stateEl = node.querySelector(".omnihub-state");
+    if (stateEl) stateEl.textContent = T[st] || "";
+  }
+
+  function insertInOrder(node) {
+    // Stored messages are ordered by message_id; pending ones (no id yet) stay last.
+    const id = node.dataset.messageId ? Number(node.dataset.messageId) : null;
+    const siblings = ui.log.querySelectorAll(".omnihub-msg, .omnihub-error");
+    let before = null;
+    if (id !== null) {
+      for (const other of siblings) {
+        const otherId = other.dataset.messageId;
+        if (other.classList.contains("omnihub-error")) continue;
+        if (!otherId || Number(otherId) > id) {
+          before = other;
+          break;
+        }
+      }
+    }
+    if (before) ui.log.insertBefore(node, before);
+    else ui.log.append(node);
+    scrollToEnd(node.dataset.author === "customer");
+  }
+
+  function markSent(clientId, messageId) {
+    const node = state.byClientId.get(clientId);
+    state.unacked = state.unacked.filter((m) => m.client_id !== clientId);
+    saveUnacked();
+    if (state.unacked.length) armAckWatchdog();
+    else clearTimeout(state.ackWatchdog);
+    if (!node) return;
+    state.byClientId.delete(clientId);
+    if (messageId != null) {
+      node.dataset.messageId = String(messageId);
+      state.byMessageId.set(messageId, node);
+    }
+    setMessageState(node, "sent");
+  }
+
+  function showError(code) {
+    const text = T["err_" + code] || T.err_generic;
+    ui.log.append(el("p", { class: "omnihub-error", "data-testid": "omnihub-error", text }));
+    scrollToEnd(true);
+  }
+
+  function mergeHistory(messages) {
+    for (const m of messages) {
+      if (state.byMessageId.has(m.message_id)) continue;
+      if (m.client_id && state.byClientId.has(m.client_id)) {
+        markSent(m.client_id, m.message_id);
+        continue;
+      }
+      if (m.client_id) {
+        // Stored while we were away (or by another tab): no longer needs a resend.
+        state.unacked = state.unacked.filter((u) => u.client_id !== m.client_id);
+      }
+      renderMessage({
+        author: m.author,
+        text: m.text,
+        createdAt: m.created_at,
+        authorName: m.author_name,
+        messageId: m.message_id,
+        state: "sent",
+      });
+    }
+    saveUnacked();
+  }
+
+  /* ---------- sending ---------- */
+
+  function onInputKeydown(e) {
+    // isComposing: Enter confirms a Chinese/Japanese IME candidate and must not send.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submitInput();
+    }
+  }
+
+  function onInputChange() {
+    const input = ui.input;
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, 140) + "px";
+    const now = Date.now();
+    if (input.value.trim() && now - state.lastTypingSent >= TYPING_SEND_MS && socketOpen()) {
+      state.lastTypingSent = now;
+      state.ws.send(JSON.stringify({ type: "typing" }));
+    }
+  }
+
+  function submitInput() {
+    const text = ui.input.value.trim();
+    if (!text) return;
+    if (new TextEncoder().encode(text).length > MAX_FRAME_BYTES) {
+      showError("text_too_long");
+      return;
+    }
+    ui.input.value = "";
+    ui.input.style.height = "";
+    state.lastTypingSent = 0; // the next message is news to the agent: announce it at once
+    const item = { client_id: newClientId(), text, created_at: new Date().toISOString() };
+    state.unacked.push(item);
+    saveUnacked();
+    renderMessage({
+      author: "customer",
+      text,
+      createdAt: item.created_at,
+      clientId: item.client_id,
+      state: "sending",
+    });
+    if (socketOpen()) sendFrame(item);
+    else if (!state.started) start();
+  }
+
+  function sendFrame(item) {
+    state.ws.send(JSON.stringify({ type: "message", client_id: item.client_id, text: item.text }));
+    armAckWatchdog();
+  }
+
+  function armAckWatchdog() {
+    clearTimeout(state.ackWatchdog);
+    state.ackWatchdog = setTimeout(() => {
+      if (state.unacked.length && socketOpen()) dropSocket();
+    }, ACK_TIMEOUT_MS);
+  }
+
+  function renderPending() {
+    for (const item of state.unacked) {
+      if (state.byClientId.has(item.client_id)) continue;
+      renderMessage({
+        author: "customer",
+        text: item.text,
+        createdAt: item.created_at,
+        clientId: item.client_id,
+        state: "sending",
+      });
+    }
+  }
+
+  /* ---------- server frames ---------- */
+
+  function onFrame(event) {
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch (_) {
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    if (frame.type === "ack") markSent(frame.client_id, frame.message_id);
+    else if (frame.type === "message") onIncomingMessage(frame);
+    else if (frame.type === "typing") showTyping();
+    else if (frame.type === "error") onErrorFrame(frame);
+  }
+
+  function onIncomingMessage(frame) {
+    if (state.byMessageId.has(frame.message_id)) return;
+    hideTyping();
+    renderMessage({
+      author: frame.author || "system",
+      text: frame.text || "",
+      createdAt: frame.created_at,
+      authorName: frame.author_name,
+      messageId: frame.message_id,
+    });
+    if (ui.panel.hidden) setUnread(true);
+  }
+
+  function onErrorFrame(frame) {
+    const item = frame.client_id && state.unacked.find((m) => m.client_id === frame.client_id);
+    if (item && frame.code === "rate_limited") {
+      // Still wanted by the customer: keep it queued and retry shortly.
+      showError(frame.code);
+      setTimeout(() => socketOpen() && sendFrame(item), 3000);
+      return;
+    }
+    if (item) {
+      state.unacked = state.unacked.filter((m) => m !== item);
+      saveUnacked();
+      const node = state.byClientId.get(item.client_id);
+      if (node) setMessageState(node, "failed");
+      state.byClientId.delete(item.client_id);
+    }
+    showError(frame.code);
+  }
+
+  function showTyping() {
+    ui.typing.textContent = T.typing;
+    ui.typing.hidden = false;
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(hideTyping, TYPING_SHOW_MS);
+  }
+
+  function hideTyping() {
+    clearTimeout(state.typingTimer);
+    ui.typing.hidden = true;
+  }
+
+  /* ---------- session and connection ---------- */
+
+  async function request(method, path, body) {
+    const res = await fetch(hubBase + path, {
+      method,
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+      credentials: "omit",
+      cache: "no-store",
+    });
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (_) {
+      data = null;
+    }
+    return { status: res.status, ok: res.ok, data };
+  }
+
+  async function ensureSession() {
+    const body = { language: lang };
+    if (state.token) body.token = state.token;
+    let res = await request("POST", "/api/webchat/sessions", body);
+    if (res.status === 401 && body.token) {
+      // The hub forgot this visitor (expired or wiped): start a fresh conversation.
+      forgetSession();
+      delete body.token;
+      res = await request("POST", "/api/webchat/sessions", body);
+    }
+    if (!res.ok || !res.data || !res.data.token) throw new Error("session " + res.status);
+    state.token = res.data.token;
+    state.conversationId = res.data.conversation_id;
+    store.set(TOKEN_KEY, state.token);
+    ui.panel.dataset.conversationId = String(state.conversationId);
+  }
+
+  function forgetSession() {
+    state.token = null;
+    store.remove(TOKEN_KEY);
+  }
+
+  async function syncHistory() {
+    const res = await request("GET", "/api/webchat/history?token=" + encodeURIComponent(state.token));
+    if (res.status === 401) {
+      forgetSession();
+      throw new Error("history 401");
+    }
+    if (!res.ok || !res.data) throw new Error("history " + res.status);
+    mergeHistory(res.data.messages || []);
+  }
+
+  function socketOpen() {
+    return state.ws && state.ws.readyState === WebSocket.OPEN;
+  }
+
+  function start() {
+    state.started = true;
+    renderPending();
+    connect();
+  }
+
+  async function connect() {
+    if (state.connecting || state.ws) return;
+    state.connecting = true;
+    clearTimeout(state.reconnectTimer);
+    if (state.attempt === 0) setStatus(T.connecting);
+    try {
+      await ensureSession();
+      await syncHistory();
+      openSocket();
+    } catch (_) {
+      scheduleReconnect();
+    } finally {
+      state.connecting = false;
+    }
+  }
+
+  function openSocket() {
+    const wsBase = hubBase.replace(/^http/, "ws");
+    const ws = new WebSocket(wsBase + "/api/webchat/ws?token=" + encodeURIComponent(state.token));
+    state.ws = ws;
+    ws.addEventListener("open", () => {
+      state.attempt = 0;
+      setStatus("");
+      for (const item of state.unacked) sendFrame(item);
+      // Anything stored between the history fetch and this moment arrives only via history.
+      syncHistory().catch(() => {});
+    });
+    ws.addEventListener("message", onFrame);
+    ws.addEventListener("close", () => {
+      if (state.ws === ws) dropSocket();
+    });
+  }
+
+  function dropSocket() {
+    const ws = state.ws;
+    state.ws = null; // detach first: a dead socket's close event may come late or never
+    clearTimeout(state.ackWatchdog);
+    hideTyping();
+    if (ws && ws.readyState !== WebSocket.CLOSED) ws.close();
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(state.reconnectTimer);
+    state.attempt += 1;
+    if (state.attempt > 1) setStatus(T.offline);
+    // Exponential backoff with jitter so a restarted hub is not hit by every visitor at once.
+    const base = Math.min(BACKOFF_MAX_MS, 500 * 2 ** Math.min(state.attempt, 6));
+    const delay = base / 2 + Math.random() * (base / 2);
+    state.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  window.addEventListener("online", () => {
+    if (state.started && !state.ws) {
+      state.attempt = 0;
+      connect();
+    }
+  });
+
+  // A returning visitor resumes at once, so pending messages go out and replies
+  // raise the unread dot; a new visitor only creates a conversation when they open the chat.
+  if (state.token || state.unacked.length) start();
+})();

@@ -1,0 +1,177 @@
+"""JSON shapes of domain values (docs/api.md), defined once as pydantic models.
+
+Event payloads, bus envelopes, API responses and the OpenAPI document all come from these.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from hub.model import Agent, Contact, Conversation, Message
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AttachmentOut(_Out):
+    filename: str
+    content_type: str
+    size: int
+
+
+class MessageOut(_Out):
+    id: int
+    conversation_id: int
+    direction: Literal["inbound", "outbound"]
+    author: Literal["customer", "bot", "agent", "system"]
+    author_id: int | None
+    author_name: str | None
+    text: str
+    attachments: list[AttachmentOut]
+    channel: str
+    delivery_state: Literal["queued", "sent", "delivered", "failed"]
+    created_at: datetime
+
+
+class ContactRef(_Out):
+    id: int
+    display_name: str | None
+
+
+class IdentityOut(_Out):
+    channel: str
+    address: str
+
+
+class AccessibilityOut(_Out):
+    needs: list[str]
+    preferred_modality: Literal["text", "voice"] | None
+    interpreter_language: str | None
+
+
+class ContactOut(_Out):
+    id: int
+    display_name: str
+    language: str | None
+    tags: list[str]
+    identities: list[IdentityOut]
+    accessibility: AccessibilityOut
+
+
+class ConversationOut(_Out):
+    """ConversationSummary in docs/api.md."""
+
+    id: int
+    status: Literal["bot", "queued", "assigned", "pending", "resolved", "closed"]
+    channel: str
+    inbox: str
+    priority: Literal["low", "normal", "high", "urgent"]
+    language: str | None
+    required_skills: list[str]
+    assignee_id: int | None
+    team: str | None
+    contact: ContactRef
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    csat: int | None
+    last_message: MessageOut | None
+
+
+class AgentOut(_Out):
+    id: int
+    email: str
+    name: str
+    role: Literal["agent", "supervisor", "editor", "admin"]
+
+
+def message_out(m: Message) -> MessageOut:
+    return MessageOut(
+        id=m.id,
+        conversation_id=m.conversation_id,
+        direction=m.direction.value,
+        author=m.author_kind.value,
+        author_id=m.author_id,
+        author_name=m.author_name,
+        text=m.text,
+        attachments=[
+            AttachmentOut(filename=a.filename, content_type=a.content_type, size=a.size)
+            for a in m.attachments
+        ],
+        channel=m.channel,
+        delivery_state=m.delivery_state.value,
+        created_at=m.created_at,
+    )
+
+
+def contact_out(c: Contact) -> ContactOut:
+    a = c.accessibility
+    return ContactOut(
+        id=c.id,
+        display_name=c.display_name,
+        language=c.language,
+        tags=list(c.tags),
+        identities=[IdentityOut(channel=i.channel, address=i.address) for i in c.identities],
+        accessibility=AccessibilityOut(
+            needs=sorted(n.value for n in a.needs),
+            preferred_modality=a.preferred_modality.value if a.preferred_modality else None,
+            interpreter_language=a.interpreter_language,
+        ),
+    )
+
+
+def conversation_out(
+    c: Conversation, contact: Contact | None = None, last_message: Message | None = None
+) -> ConversationOut:
+    return ConversationOut(
+        id=c.id,
+        status=c.status.value,
+        channel=c.channel,
+        inbox=c.inbox,
+        priority=c.priority.value,
+        language=c.language,
+        required_skills=list(c.required_skills),
+        assignee_id=c.assignee_id,
+        team=c.team,
+        contact=ContactRef(id=c.contact_id, display_name=contact.display_name if contact else None),
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+        last_message_at=c.last_message_at,
+        first_response_at=c.first_response_at,
+        resolved_at=c.resolved_at,
+        csat=c.csat,
+        last_message=message_out(last_message) if last_message else None,
+    )
+
+
+def agent_out(a: Agent) -> AgentOut:
+    return AgentOut(id=a.id, email=a.email, name=a.name, role=a.role.value)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict (datetimes as ISO 8601 strings)."""
+    return model.model_dump(mode="json")
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return dump(message_out(m))
+
+
+def contact_json(c: Contact) -> dict[str, Any]:
+    return dump(contact_out(c))
+
+
+def conversation_json(
+    c: Conversation, contact: Contact | None = None, last_message: Message | None = None
+) -> dict[str, Any]:
+    return dump(conversation_out(c, contact, last_message))
+
+
+def agent_json(a: Agent) -> dict[str, Any]:
+    return dump(agent_out(a))

@@ -1,0 +1,1 @@
+"""Knowledge base (Whoosh-indexed FAQ articles); arrives with issue #3."""

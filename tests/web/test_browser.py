@@ -1,0 +1,223 @@
+"""End-to-end browser tests: customer widget <-> agent inbox against a real running hub.
+
+Drives Debian's headless Chromium through Playwright's sync API (no browser downloads).
+Needs the `live_hub` fixture from tests/conftest.py (attributes: url, agent_email, agent_password).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+Browser = playwright_sync.Browser
+Page = playwright_sync.Page
+expect = playwright_sync.expect
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs /usr/bin/chromium")
+
+# Live updates cross two websockets and a database write; give them more than the 5 s default.
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright_sync.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """Each call opens a page in a fresh context (its own cookies and localStorage)."""
+    contexts = []
+    errors: list[str] = []
+
+    def make(locale: str = "en-US") -> Page:
+        context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert errors == [], "JavaScript errors in the pages"
+
+
+def widget_messages(page: Page, author: str):
+    return page.locator(f'[data-testid="omnihub-message"][data-author="{author}"]')
+
+
+def inbox_messages(page: Page, author: str):
+    return page.locator(f'[data-testid="conv-message"][data-author="{author}"]')
+
+
+def sign_in(page: Page, live_hub) -> None:
+    page.goto(live_hub.url + "/inbox")
+    page.get_by_test_id("login-email").fill(live_hub.agent_email)
+    page.get_by_test_id("login-password").fill(live_hub.agent_password)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("agent-name")).not_to_be_empty()
+
+
+def open_widget(page: Page) -> None:
+    page.get_by_test_id("omnihub-launcher").click()
+    expect(page.get_by_test_id("omnihub-panel")).to_be_visible()
+    expect(page.get_by_test_id("omnihub-input")).to_be_focused()
+
+
+def test_customer_and_agent_chat_live(live_hub, open_page) -> None:
+    first = "Hello, I need help with my order"
+    reply = "Hi! I can help."
+    second = "Order 1234 never arrived."
+
+    agent = open_page()
+    agent.goto(live_hub.url + "/inbox")
+    expect(agent.get_by_test_id("login-email")).to_be_visible()
+    agent.get_by_test_id("login-email").fill(live_hub.agent_email)
+    agent.get_by_test_id("login-password").fill("wrong password")
+    agent.get_by_test_id("login-submit").click()
+    expect(agent.get_by_test_id("login-error")).to_contain_text("Invalid email or password")
+    sign_in(agent, live_hub)
+
+    customer = open_page()
+    customer.goto(live_hub.url + "/demo")
+    open_widget(customer)
+    log = customer.get_by_test_id("omnihub-log")
+    expect(log).to_have_attribute("role", "log")
+    expect(log).to_have_attribute("aria-live", "polite")
+    customer.get_by_test_id("omnihub-input").fill(first)
+    customer.get_by_test_id("omnihub-send").click()
+    mine = widget_messages(customer, "customer").filter(has_text=first)
+    expect(mine).to_have_attribute("data-state", "sent")
+    expect(mine).to_have_attribute("aria-label", "You")
+    conversation_id = customer.get_by_test_id("omnihub-panel").get_attribute("data-conversation-id")
+    assert conversation_id
+
+    # The agent never reloads: the conversation arrives over the agent websocket.
+    row = agent.locator(
+        f'[data-testid="conversation-row"][data-conversation-id="{conversation_id}"]'
+    )
+    expect(row).to_contain_text(first)
+    row.click()
+    expect(inbox_messages(agent, "customer").filter(has_text=first)).to_be_visible()
+    expect(agent.get_by_test_id("conv-messages")).to_have_attribute("aria-live", "polite")
+
+    agent.get_by_test_id("reply-input").fill(reply)
+    agent.get_by_test_id("reply-input").press("Enter")
+    expect(inbox_messages(agent, "agent").filter(has_text=reply)).to_have_count(1)
+    expect(agent.get_by_test_id("reply-input")).to_have_value("")
+    expect(widget_messages(customer, "agent").filter(has_text=reply)).to_be_visible()
+
+    # Typing reaches the agent before the message does.
+    customer.get_by_test_id("omnihub-input").fill(second)
+    expect(agent.get_by_test_id("typing-indicator")).to_be_visible()
+    customer.get_by_test_id("omnihub-input").press("Enter")
+    expect(inbox_messages(agent, "customer").filter(has_text=second)).to_be_visible()
+    expect(row).to_contain_text(second)
+    expect(widget_messages(customer, "customer").filter(has_text=second)).to_have_attribute(
+        "data-state", "sent"
+    )
+    customer.screenshot(path="/tmp/omnihub-widget.png")
+    agent.screenshot(path="/tmp/omnihub-inbox.png")
+
+    # A reload resumes the same conversation with its whole history.
+    customer.reload()
+    open_widget(customer)
+    expect(customer.get_by_test_id("omnihub-panel")).to_have_attribute(
+        "data-conversation-id", conversation_id
+    )
+    expect(widget_messages(customer, "customer").locator(".omnihub-text")).to_have_text(
+        [first, second]
+    )
+    expect(widget_messages(customer, "agent")).to_have_count(1)
+    expect(widget_messages(customer, "agent")).to_contain_text(reply)
+
+    status = agent.get_by_test_id("conv-status")
+    agent.get_by_test_id("resolve-btn").click()
+    expect(status).to_have_text("Resolved")
+    expect(agent.get_by_test_id("reopen-btn")).to_be_visible()
+    expect(agent.get_by_test_id("resolve-btn")).to_be_hidden()
+
+
+def test_widget_speaks_chinese_when_asked(live_hub, open_page) -> None:
+    page = open_page()
+    body = (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>演示</title></head>"
+        "<body><h1>ACME 商店</h1>"
+        "<script src='/static/widget.js' data-lang='zh-CN' defer></script></body></html>"
+    )
+    # Start from a real hub page without the widget, then swap in our own markup: the document
+    # keeps the hub's origin (localStorage, relative URLs) and its loopback address. A page made
+    # by page.route().fulfill() has no address, so Chromium's Local Network Access checks would
+    # block its websocket to 127.0.0.1.
+    page.goto(live_hub.url + "/")
+    page.set_content(body)
+    expect(page.get_by_test_id("omnihub-launcher")).to_have_accessible_name("联系我们")
+    open_widget(page)
+    expect(page.get_by_test_id("omnihub-send")).to_have_text("发送")
+    expect(page.get_by_test_id("omnihub-input")).to_have_attribute("placeholder", "请输入消息…")
+
+    page.get_by_test_id("omnihub-input").fill("你好，我的订单还没到")
+    page.get_by_test_id("omnihub-input").press("Enter")
+    sent = widget_messages(page, "customer").filter(has_text="你好，我的订单还没到")
+    expect(sent).to_have_attribute("data-state", "sent")
+    expect(sent).to_have_attribute("aria-label", "您")
+
+    # Over the default 10,000-character limit: the hub refuses it with an error frame,
+    # which the widget shows in the visitor's language.
+    page.get_by_test_id("omnihub-input").fill("长" * 10_001)
+    page.get_by_test_id("omnihub-send").click()
+    expect(page.get_by_test_id("omnihub-error")).to_contain_text("消息太长")
+
+
+def test_widget_is_keyboard_operable(live_hub, open_page) -> None:
+    page = open_page()
+    page.goto(live_hub.url + "/demo")
+    launcher = page.get_by_test_id("omnihub-launcher")
+    expect(launcher).to_be_visible()
+
+    # The demo page has a handful of focus stops before the widget; Tab until we reach it.
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if launcher.evaluate("el => el === document.activeElement"):
+            break
+    expect(launcher).to_be_focused()
+
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("omnihub-panel")).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_test_id("omnihub-input")).to_be_focused()
+
+    page.keyboard.type("First line")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    page.keyboard.press("Enter")
+    sent = widget_messages(page, "customer")
+    expect(sent).to_have_count(1)
+    expect(sent.locator(".omnihub-text")).to_have_js_property(
+        "textContent", "First line\nsecond line"
+    )
+    expect(sent).to_have_attribute("data-state", "sent")
+    expect(page.get_by_test_id("omnihub-input")).to_have_value("")
+
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("omnihub-panel")).to_be_hidden()
+    expect(launcher).to_be_focused()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
