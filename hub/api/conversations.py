@@ -156,46 +156,36 @@ async def assign(request: web.Request) -> web.StreamResponse:
     conv_id = _conversation_id(request)
     req = await read_json(request, AssignRequest)
     service = request.app[CONVERSATIONS]
-    await service.assign(conv_id, req.agent_id or session.agent.id, session.agent.id)
-    return json_response({"conversation": (await service.detail(conv_id)).conversation})
+    summary = await service.assign(conv_id, req.agent_id or session.agent.id, session.agent.id)
+    return json_response({"conversation": summary})
 
 
-@endpoint(
-    "POST",
-    "/api/conversations/{id}/resolve",
-    "Mark resolved",
-    tags=("conversations",),
-    body=Empty,
-    response=ConversationResponse,
-    errors=(400, 401, 403, 404, 409),
-    auth="agent",
-)
-async def resolve(request: web.Request) -> web.StreamResponse:
-    session = await current_session(request)
-    conv_id = _conversation_id(request)
-    await read_json(request, Empty)
-    service = request.app[CONVERSATIONS]
-    await service.resolve(conv_id, session.agent.id)
-    return json_response({"conversation": (await service.detail(conv_id)).conversation})
+def _lifecycle(action: str, summary: str) -> Handler:
+    """resolve / reopen: no body, the conversation's new state back."""
+
+    @endpoint(
+        "POST",
+        f"/api/conversations/{{id}}/{action}",
+        summary,
+        tags=("conversations",),
+        body=Empty,
+        response=ConversationResponse,
+        errors=(400, 401, 403, 404, 409),
+        auth="agent",
+    )
+    async def handler(request: web.Request) -> web.StreamResponse:
+        session = await current_session(request)
+        conv_id = _conversation_id(request)
+        await read_json(request, Empty)
+        service = request.app[CONVERSATIONS]
+        change = getattr(service, action)
+        return json_response({"conversation": await change(conv_id, session.agent.id)})
+
+    return handler
 
 
-@endpoint(
-    "POST",
-    "/api/conversations/{id}/reopen",
-    "Reopen a resolved or closed conversation",
-    tags=("conversations",),
-    body=Empty,
-    response=ConversationResponse,
-    errors=(400, 401, 403, 404, 409),
-    auth="agent",
-)
-async def reopen(request: web.Request) -> web.StreamResponse:
-    session = await current_session(request)
-    conv_id = _conversation_id(request)
-    await read_json(request, Empty)
-    service = request.app[CONVERSATIONS]
-    await service.reopen(conv_id, session.agent.id)
-    return json_response({"conversation": (await service.detail(conv_id)).conversation})
+resolve = _lifecycle("resolve", "Mark resolved")
+reopen = _lifecycle("reopen", "Reopen a resolved or closed conversation")
 
 
 HANDLERS: list[Handler] = [

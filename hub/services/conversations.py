@@ -234,34 +234,33 @@ class ConversationService:
             self.on_outbound(msg)
         return msg
 
-    async def assign(self, conversation_id: int, agent_id: int, actor_id: int) -> Conversation:
-        async def exists() -> None:
-            if await self.store.read(lambda uow: uow.agent(agent_id)) is None:
-                raise NotFound(f"no agent {agent_id}", code="unknown_agent")
-
-        await exists()
-        return await self.store.write(
-            lambda uow: do_change(
-                uow, conversation_id, lambda c: model.assign(c, agent_id, utcnow()), actor_id
-            )
+    async def assign(self, conversation_id: int, agent_id: int, actor_id: int) -> dict[str, Any]:
+        """Give the conversation to `agent_id`; returns its summary."""
+        if await self.store.read(lambda uow: uow.agent(agent_id)) is None:
+            raise NotFound(f"no agent {agent_id}", code="unknown_agent")
+        return await self._change(
+            conversation_id, lambda c: model.assign(c, agent_id, utcnow()), actor_id
         )
 
-    async def resolve(self, conversation_id: int, actor_id: int) -> Conversation:
-        return await self.store.write(
-            lambda uow: do_change(
-                uow,
-                conversation_id,
-                lambda c: model.transition(c, ConversationStatus.RESOLVED, utcnow()),
-                actor_id,
-            )
+    async def resolve(self, conversation_id: int, actor_id: int) -> dict[str, Any]:
+        return await self._change(
+            conversation_id,
+            lambda c: model.transition(c, ConversationStatus.RESOLVED, utcnow()),
+            actor_id,
         )
 
-    async def reopen(self, conversation_id: int, actor_id: int) -> Conversation:
-        return await self.store.write(
-            lambda uow: do_change(
-                uow, conversation_id, lambda c: model.reopen(c, utcnow()), actor_id
-            )
-        )
+    async def reopen(self, conversation_id: int, actor_id: int) -> dict[str, Any]:
+        return await self._change(conversation_id, lambda c: model.reopen(c, utcnow()), actor_id)
+
+    async def _change(
+        self, conversation_id: int, change: Callable[[Conversation], Conversation], actor_id: int
+    ) -> dict[str, Any]:
+        def run(uow: UnitOfWork) -> dict[str, Any]:
+            after = do_change(uow, conversation_id, change, actor_id)
+            last = uow.last_messages([after.id]).get(after.id)
+            return wire.conversation_json(after, uow.contact(after.contact_id), last)
+
+        return await self.store.write(run)
 
     # --- reads --------------------------------------------------------------------------------
 
