@@ -37,6 +37,7 @@ from hub.services.conversations import do_open_conversation
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024
+HISTORY_LIMIT = 5000  # newest messages returned on resume
 
 
 class SessionRequest(BaseModel):
@@ -201,7 +202,7 @@ class WebchatChannel:
                     created_at=m.created_at.isoformat(),
                     client_id=_client_id(session, m.channel_message_id),
                 )
-                for m in uow.messages(conv.id, limit=1000)
+                for m in uow.messages(conv.id, limit=HISTORY_LIMIT)
             ]
             return HistoryResponse(
                 conversation_id=conv.id, status=conv.status.value, messages=messages

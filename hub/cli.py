@@ -8,6 +8,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from hub.config import Settings, load_settings
 from hub.errors import ConfigError, HubError
@@ -60,13 +61,16 @@ def _agents_add(settings: Settings, args: argparse.Namespace) -> int:
     from hub.services.agents import AgentService
     from hub.storage import SqlStore, migrate
 
-    password = args.password or getpass.getpass("password for the new agent: ")
+    # `--password ""` is a (too short) password, not an omitted one: only None prompts.
+    password = args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            raise ConfigError("--password is required when there is no terminal to prompt on")
+        password = getpass.getpass("password for the new agent: ")
 
     async def run() -> str:
         store = SqlStore.from_url(settings.effective_database_url)
         try:
-            from datetime import timedelta
-
             agent = await AgentService(store, timedelta(hours=1)).add(
                 args.email, args.name, Role(args.role), password
             )

@@ -23,7 +23,9 @@ from hub.model import (
     Priority,
     Role,
 )
-from hub.storage.tables import AgentRow, ContactRow, ConversationRow, EventRow, MessageRow
+
+# Converters take ORM rows and Core result rows alike (attribute access by column name).
+Row = Any
 
 
 def _id(value: int | None) -> int:
@@ -50,7 +52,7 @@ def accessibility_from_json(data: dict[str, Any]) -> AccessibilityProfile:
     )
 
 
-def contact(row: ContactRow, identities: list[Identity]) -> Contact:
+def contact(row: Row, identities: list[Identity]) -> Contact:
     return Contact(
         id=_id(row.id),
         display_name=row.display_name,
@@ -62,7 +64,7 @@ def contact(row: ContactRow, identities: list[Identity]) -> Contact:
     )
 
 
-def conversation(row: ConversationRow) -> Conversation:
+def conversation(row: Row) -> Conversation:
     return Conversation(
         id=_id(row.id),
         contact_id=row.contact_id,
@@ -83,21 +85,39 @@ def conversation(row: ConversationRow) -> Conversation:
     )
 
 
-def copy_conversation(src: Conversation, row: ConversationRow) -> None:
-    row.status = src.status.value
-    row.priority = src.priority.value
-    row.required_skills = list(src.required_skills)
-    row.language = src.language
-    row.assignee_id = src.assignee_id
-    row.team = src.team
-    row.updated_at = src.updated_at
-    row.last_message_at = src.last_message_at
-    row.first_response_at = src.first_response_at
-    row.resolved_at = src.resolved_at
-    row.csat = src.csat
+CONVERSATION_MUTABLE = (
+    "status",
+    "priority",
+    "required_skills",
+    "language",
+    "assignee_id",
+    "team",
+    "updated_at",
+    "last_message_at",
+    "first_response_at",
+    "resolved_at",
+    "csat",
+)
 
 
-def message(row: MessageRow) -> Message:
+def conversation_values(src: Conversation) -> dict[str, Any]:
+    """The mutable columns of a conversation row."""
+    return {
+        "status": src.status.value,
+        "priority": src.priority.value,
+        "required_skills": list(src.required_skills),
+        "language": src.language,
+        "assignee_id": src.assignee_id,
+        "team": src.team,
+        "updated_at": src.updated_at,
+        "last_message_at": src.last_message_at,
+        "first_response_at": src.first_response_at,
+        "resolved_at": src.resolved_at,
+        "csat": src.csat,
+    }
+
+
+def message(row: Row) -> Message:
     return Message(
         id=_id(row.id),
         conversation_id=row.conversation_id,
@@ -114,7 +134,7 @@ def message(row: MessageRow) -> Message:
     )
 
 
-def event(row: EventRow) -> Event:
+def event(row: Row) -> Event:
     return Event(
         id=_id(row.id),
         kind=EventKind(row.kind),
@@ -126,7 +146,7 @@ def event(row: EventRow) -> Event:
     )
 
 
-def agent(row: AgentRow) -> Agent:
+def agent(row: Row) -> Agent:
     return Agent(
         id=_id(row.id), email=row.email, name=row.name, role=Role(row.role), active=row.active
     )

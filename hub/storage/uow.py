@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,13 +38,49 @@ from hub.storage.tables import (
     WebchatSessionRow,
 )
 
+T_CONTACT = ContactRow.__table__  # type: ignore[attr-defined]
+T_CONVERSATION = ConversationRow.__table__  # type: ignore[attr-defined]
+T_MESSAGE = MessageRow.__table__  # type: ignore[attr-defined]
+T_EVENT = EventRow.__table__  # type: ignore[attr-defined]
+
+
+def _prebuilt_update(table: sa.Table, columns: list[str]) -> sa.Update:
+    return (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("_id"))
+        .values({c: sa.bindparam(c) for c in columns})
+    )
+
+
+# Built once: constructing statements per call costs more than running them on SQLite.
+INSERT_MESSAGE = sa.insert(T_MESSAGE).returning(T_MESSAGE.c.id)
+INSERT_EVENT = sa.insert(T_EVENT).returning(T_EVENT.c.id)
+SELECT_CONVERSATION = sa.select(T_CONVERSATION).where(T_CONVERSATION.c.id == sa.bindparam("_id"))
+SELECT_CONVERSATION_FOR_UPDATE = SELECT_CONVERSATION.with_for_update()
+UPDATE_CONVERSATION = _prebuilt_update(T_CONVERSATION, list(convert.CONVERSATION_MUTABLE))
+SELECT_MESSAGE_BY_CHANNEL_ID = sa.select(T_MESSAGE).where(
+    T_MESSAGE.c.channel == sa.bindparam("channel"),
+    T_MESSAGE.c.channel_message_id == sa.bindparam("cmid"),
+)
+
 
 class SqlUnitOfWork:
-    """One transaction's worth of storage operations; collects the events it appends."""
+    """One transaction's worth of storage operations; collects the events it appends.
+
+    The hot paths (messages, events, conversations) use Core statements on the SQLModel
+    tables: ORM objects would pile up in the session's identity map over a group commit and
+    make every flush slower than the last.
+    """
 
     def __init__(self, session: Session):
         self.session = session
         self.appended: list[Event] = []
+
+    def _insert(self, stmt: sa.Insert, values: dict[str, Any]) -> int:
+        return int(self.session.execute(stmt, values).scalar_one())
+
+    def _first(self, stmt: sa.Select[Any]) -> Any:
+        return self.session.execute(stmt).first()
 
     def append_event(
         self,
@@ -53,17 +90,19 @@ class SqlUnitOfWork:
         actor_kind: AuthorKind = AuthorKind.SYSTEM,
         actor_id: int | None = None,
     ) -> Event:
-        row = EventRow(
-            kind=kind.value,
-            conversation_id=conversation_id,
-            actor_kind=actor_kind.value,
-            actor_id=actor_id,
-            payload=payload,
-            created_at=utcnow(),
+        now = utcnow()
+        event_id = self._insert(
+            INSERT_EVENT,
+            {
+                "kind": kind.value,
+                "conversation_id": conversation_id,
+                "actor_kind": actor_kind.value,
+                "actor_id": actor_id,
+                "payload": payload,
+                "created_at": now,
+            },
         )
-        self.session.add(row)
-        self.session.flush()
-        ev = convert.event(row)
+        ev = Event(event_id, kind, conversation_id, actor_kind, actor_id, payload, now)
         self.appended.append(ev)
         return ev
 
@@ -130,10 +169,8 @@ class SqlUnitOfWork:
     def conversation(
         self, conversation_id: int, *, for_update: bool = False
     ) -> Conversation | None:
-        stmt = select(ConversationRow).where(ConversationRow.id == conversation_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = self.session.exec(stmt).first()
+        stmt = SELECT_CONVERSATION_FOR_UPDATE if for_update else SELECT_CONVERSATION
+        row = self.session.execute(stmt, {"_id": conversation_id}).first()
         return convert.conversation(row) if row else None
 
     def latest_conversation(self, contact_id: int, channel: str, inbox: str) -> Conversation | None:
@@ -172,11 +209,10 @@ class SqlUnitOfWork:
         return convert.conversation(row)
 
     def save_conversation(self, conversation: Conversation) -> None:
-        row = self.session.get(ConversationRow, conversation.id)
-        if row is None:
+        values = {"_id": conversation.id, **convert.conversation_values(conversation)}
+        result = self.session.connection().execute(UPDATE_CONVERSATION, values)
+        if result.rowcount != 1:
             raise LookupError(f"conversation {conversation.id} vanished")
-        convert.copy_conversation(conversation, row)
-        self.session.flush()
 
     def conversations(self, flt: ConversationFilter) -> list[Conversation]:
         stmt = select(ConversationRow)
@@ -209,10 +245,8 @@ class SqlUnitOfWork:
     # --- messages -----------------------------------------------------------------------------
 
     def message_by_channel_id(self, channel: str, channel_message_id: str) -> Message | None:
-        row = self.session.exec(
-            select(MessageRow).where(
-                MessageRow.channel == channel, MessageRow.channel_message_id == channel_message_id
-            )
+        row = self.session.execute(
+            SELECT_MESSAGE_BY_CHANNEL_ID, {"channel": channel, "cmid": channel_message_id}
         ).first()
         return convert.message(row) if row else None
 
@@ -230,27 +264,27 @@ class SqlUnitOfWork:
         delivery_state: DeliveryState = DeliveryState.QUEUED,
         created_at: datetime | None = None,
     ) -> Message:
-        row = MessageRow(
-            conversation_id=conversation_id,
-            direction=direction,
-            author_kind=author_kind.value,
-            author_id=author_id,
-            author_name=author_name,
-            text=text,
-            channel=channel,
-            channel_message_id=channel_message_id,
-            delivery_state=delivery_state.value,
-            created_at=created_at or utcnow(),
-        )
-        self.session.add(row)
-        self.session.flush()
-        return convert.message(row)
+        created_at = created_at or utcnow()
+        values = {
+            "conversation_id": conversation_id,
+            "direction": direction,
+            "author_kind": author_kind.value,
+            "author_id": author_id,
+            "author_name": author_name,
+            "text": text,
+            "attachments": [],
+            "channel": channel,
+            "channel_message_id": channel_message_id,
+            "delivery_state": delivery_state.value,
+            "created_at": created_at,
+        }
+        return convert.message(SimpleNamespace(id=self._insert(INSERT_MESSAGE, values), **values))
 
     def messages(self, conversation_id: int, limit: int = 500) -> list[Message]:
-        rows = self.session.exec(
-            select(MessageRow)
-            .where(MessageRow.conversation_id == conversation_id)
-            .order_by(col(MessageRow.id).desc())
+        rows = self.session.execute(
+            sa.select(T_MESSAGE)
+            .where(T_MESSAGE.c.conversation_id == conversation_id)
+            .order_by(T_MESSAGE.c.id.desc())
             .limit(limit)
         ).all()
         return [convert.message(r) for r in reversed(rows)]

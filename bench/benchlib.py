@@ -1,0 +1,43 @@
+"""Small helpers shared by the benchmark processes (orchestrator, client workers, echo server)."""
+
+from __future__ import annotations
+
+import math
+import resource
+import socket
+from collections.abc import Sequence
+
+LOOPBACK = "127.0.0.1"
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft open-files limit up to the hard limit; return the resulting soft limit.
+
+    Every websocket is a file descriptor on both ends, so 1,000 sockets plus the
+    hub's database and log files can exceed a default soft limit of 1,024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port that is free on `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile of already sorted values; None when there are none."""
+    if not sorted_values:
+        return None
+    rank = math.ceil(pct / 100.0 * len(sorted_values))
+    return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
