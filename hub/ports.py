@@ -6,7 +6,7 @@ API modules; the composition root (`hub.api.app`) wires concrete implementations
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
@@ -27,6 +27,34 @@ from hub.model import (
 )
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store; the store assigns its id."""
+
+    conversation_id: int
+    direction: str
+    author_kind: AuthorKind
+    text: str
+    channel: str
+    created_at: datetime
+    author_id: int | None = None
+    author_name: str | None = None
+    channel_message_id: str | None = None
+    delivery_state: DeliveryState = DeliveryState.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append to the log; the store assigns its id and time."""
+
+    kind: EventKind
+    conversation_id: int | None
+    payload: dict[str, Any]
+    actor_kind: AuthorKind = AuthorKind.SYSTEM
+    actor_id: int | None = None
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -62,10 +90,12 @@ class UnitOfWork(Protocol):
     """Storage operations inside one database transaction.
 
     Runs on a storage thread, never on the event loop: implementations are synchronous.
-    Every state change also appends an Event through `append_event`; the store publishes the
-    committed events on the event bus.
+    Every state change also appends an Event through `append_event(s)`; the store publishes
+    the committed events on the event bus. The plural methods exist for the hot inbound path,
+    which handles a whole group-committed batch with a few statements.
     """
 
+    def append_events(self, events: Sequence[NewEvent]) -> list[Event]: ...
     def append_event(
         self,
         kind: EventKind,
@@ -87,6 +117,9 @@ class UnitOfWork(Protocol):
     def conversation(
         self, conversation_id: int, *, for_update: bool = False
     ) -> Conversation | None: ...
+    def conversations_by_id(
+        self, conversation_ids: Collection[int], *, for_update: bool = False
+    ) -> dict[int, Conversation]: ...
     def latest_conversation(
         self, contact_id: int, channel: str, inbox: str
     ) -> Conversation | None: ...
@@ -98,27 +131,19 @@ class UnitOfWork(Protocol):
         status: ConversationStatus,
         language: str | None,
     ) -> Conversation: ...
-    def save_conversation(self, conversation: Conversation) -> None: ...
+    def save_conversations(self, conversations: Sequence[Conversation]) -> None: ...
     def conversations(self, flt: ConversationFilter) -> list[Conversation]: ...
     def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, Message]: ...
     def contacts(self, contact_ids: Sequence[int]) -> dict[int, Contact]: ...
 
     # messages
-    def message_by_channel_id(self, channel: str, channel_message_id: str) -> Message | None: ...
-    def add_message(
-        self,
-        conversation_id: int,
-        *,
-        direction: str,
-        author_kind: AuthorKind,
-        text: str,
-        channel: str,
-        author_id: int | None = None,
-        author_name: str | None = None,
-        channel_message_id: str | None = None,
-        delivery_state: DeliveryState = DeliveryState.QUEUED,
-        created_at: datetime | None = None,
-    ) -> Message: ...
+    def messages_by_channel_ids(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Message]:
+        """Stored messages by (channel, channel message id)."""
+        ...
+
+    def add_messages(self, messages: Sequence[NewMessage]) -> list[Message]: ...
     def messages(self, conversation_id: int, limit: int = 500) -> list[Message]: ...
     def set_delivery_state(self, message_id: int, state: DeliveryState) -> Message | None: ...
     def undelivered_outbound(self, limit: int = 500) -> list[Message]: ...
@@ -147,10 +172,15 @@ class Store(Protocol):
         """Run `fn` in its own transaction and commit; publish the events it appended."""
         ...
 
-    async def write_batched(self, fn: Callable[[UnitOfWork], T]) -> T:
-        """Like `write`, but may share one commit with other concurrent calls (group commit).
+    async def write_batched(
+        self, fn: Callable[[UnitOfWork, list[ItemT]], list[T | Exception]], item: ItemT
+    ) -> T:
+        """Store `item` together with other items queued meanwhile (group commit).
 
-        Use for the hot inbound path: resolves only after the shared commit is durable.
+        `fn` runs once per batch, in one transaction, on every item queued with the same `fn`,
+        and returns one result, or the exception to raise, per item in order. The call
+        resolves only after the shared commit is durable. If `fn` raises or the commit fails,
+        the batch is rolled back and each item is tried again alone. For the hot inbound path.
         """
         ...
 

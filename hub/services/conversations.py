@@ -24,7 +24,7 @@ from hub.model import (
     Message,
     utcnow,
 )
-from hub.ports import ConversationFilter, Store, UnitOfWork
+from hub.ports import ConversationFilter, NewEvent, NewMessage, Store, UnitOfWork
 
 # Until the bot and the router land, a new conversation waits in the queue for any agent.
 INITIAL_STATUS = ConversationStatus.QUEUED
@@ -64,43 +64,51 @@ def _conversation_event(
     uow.append_event(kind, conv.id, payload, actor_kind, actor_id)
 
 
-def _save_change(
+def _save_changes(
     uow: UnitOfWork,
-    before: Conversation,
-    after: Conversation,
+    before: dict[int, Conversation],
+    after: list[Conversation],
     actor_kind: AuthorKind,
     actor_id: int | None,
 ) -> None:
-    uow.save_conversation(after)
-    if (before.status, before.assignee_id) != (after.status, after.assignee_id):
-        _conversation_event(
-            uow,
-            EventKind.CONVERSATION_UPDATED,
-            after,
-            actor_kind,
-            actor_id,
-            changes={
-                "status": [before.status.value, after.status.value],
-                "assignee_id": [before.assignee_id, after.assignee_id],
-            },
-        )
+    """Save conversations; a change of status or assignee is an event of its own."""
+    uow.save_conversations(after)
+    for conv in after:
+        old = before[conv.id]
+        if (old.status, old.assignee_id) != (conv.status, conv.assignee_id):
+            _conversation_event(
+                uow,
+                EventKind.CONVERSATION_UPDATED,
+                conv,
+                actor_kind,
+                actor_id,
+                changes={
+                    "status": [old.status.value, conv.status.value],
+                    "assignee_id": [old.assignee_id, conv.assignee_id],
+                },
+            )
 
 
-def _message_event(uow: UnitOfWork, msg: Message, actor_kind: AuthorKind) -> None:
-    uow.append_event(
+def _message_event(msg: Message) -> NewEvent:
+    return NewEvent(
         EventKind.MESSAGE_CREATED,
         msg.conversation_id,
         {"message": wire.message_json(msg)},
-        actor_kind,
+        msg.author_kind,
         msg.author_id,
     )
+
+
+def _unknown_conversation(conversation_id: int) -> NotFound:
+    return NotFound(f"no conversation {conversation_id}", code="unknown_conversation")
 
 
 def _load(uow: UnitOfWork, conversation_id: int, for_update: bool = False) -> Conversation:
     conv = uow.conversation(conversation_id, for_update=for_update)
     if conv is None:
-        raise NotFound(f"no conversation {conversation_id}", code="unknown_conversation")
+        raise _unknown_conversation(conversation_id)
     return conv
+
 
 
 # --- units of work (run on a storage thread) ----------------------------------------------------
@@ -125,39 +133,74 @@ def do_open_conversation(
     return conv
 
 
-def do_receive(uow: UnitOfWork, msg: InboundMessage) -> Message:
-    """Store one inbound message on its conversation; idempotent on channel_message_id."""
-    if msg.channel_message_id:
-        existing = uow.message_by_channel_id(msg.channel, msg.channel_message_id)
-        if existing is not None:
-            return existing
+def do_receive_many(uow: UnitOfWork, batch: list[InboundMessage]) -> list[Message | Exception]:
+    """Store inbound messages on their conversations, one result per message in order.
+
+    A whole group-committed batch takes a handful of statements. Idempotent on (channel,
+    channel message id), within the batch too: a resend gets the stored message back. A
+    message for an unknown conversation gets its error without holding up the others.
+    """
     now = utcnow()
-    if msg.conversation_id is not None:
-        conv = _load(uow, msg.conversation_id, for_update=True)
-    else:
-        contact = uow.contact_by_identity(msg.sender)
-        latest = uow.latest_conversation(contact.id, msg.channel, msg.inbox) if contact else None
-        conv = latest or do_open_conversation(
-            uow,
-            msg.channel,
-            msg.inbox,
-            msg.sender.address,
-            msg.sender_name or msg.sender.address,
-            msg.language,
-        )
-    stored = uow.add_message(
-        conv.id,
-        direction=Direction.INBOUND.value,
-        author_kind=AuthorKind.CUSTOMER,
-        text=msg.text,
-        channel=msg.channel,
-        channel_message_id=msg.channel_message_id,
-        delivery_state=DeliveryState.DELIVERED,
-        created_at=now,
+    keys = {(m.channel, m.channel_message_id) for m in batch if m.channel_message_id}
+    known: dict[tuple[str, str], Message | int] = dict(uow.messages_by_channel_ids(keys))
+    convs = uow.conversations_by_id(
+        {m.conversation_id for m in batch if m.conversation_id is not None}, for_update=True
     )
-    _message_event(uow, stored, AuthorKind.CUSTOMER)
-    _save_change(uow, conv, model.after_customer_message(conv, now), AuthorKind.CUSTOMER, None)
-    return stored
+    before = dict(convs)
+    slots: list[Message | Exception | int] = []  # an int points into `new`
+    new: list[NewMessage] = []
+    for msg in batch:
+        key = (msg.channel, msg.channel_message_id) if msg.channel_message_id else None
+        if key is not None and key in known:
+            slots.append(known[key])
+            continue
+        if msg.conversation_id is None:
+            conv = _conversation_for_sender(uow, msg)
+            before.setdefault(conv.id, conv)
+            convs.setdefault(conv.id, conv)
+        elif (found := convs.get(msg.conversation_id)) is None:
+            slots.append(_unknown_conversation(msg.conversation_id))
+            continue
+        else:
+            conv = found
+        if key is not None:
+            known[key] = len(new)
+        slots.append(len(new))
+        new.append(
+            NewMessage(
+                conv.id,
+                Direction.INBOUND.value,
+                AuthorKind.CUSTOMER,
+                msg.text,
+                msg.channel,
+                now,
+                channel_message_id=msg.channel_message_id,
+                delivery_state=DeliveryState.DELIVERED,
+            )
+        )
+    stored = uow.add_messages(new)
+    touched: dict[int, Conversation] = {}
+    for m in stored:
+        touched[m.conversation_id] = convs[m.conversation_id] = model.after_customer_message(
+            convs[m.conversation_id], now
+        )
+    uow.append_events([_message_event(m) for m in stored])
+    _save_changes(uow, before, list(touched.values()), AuthorKind.CUSTOMER, None)
+    return [stored[s] if isinstance(s, int) else s for s in slots]
+
+
+def _conversation_for_sender(uow: UnitOfWork, msg: InboundMessage) -> Conversation:
+    """The sender's latest conversation on this channel and inbox, or a new one."""
+    contact = uow.contact_by_identity(msg.sender)
+    latest = uow.latest_conversation(contact.id, msg.channel, msg.inbox) if contact else None
+    return latest or do_open_conversation(
+        uow,
+        msg.channel,
+        msg.inbox,
+        msg.sender.address,
+        msg.sender_name or msg.sender.address,
+        msg.language,
+    )
 
 
 def do_agent_reply(uow: UnitOfWork, conversation_id: int, agent_id: int, text: str) -> Message:
@@ -169,18 +212,24 @@ def do_agent_reply(uow: UnitOfWork, conversation_id: int, agent_id: int, text: s
         conv.status is ConversationStatus.ASSIGNED and conv.assignee_id is None
     ):
         after = model.assign(conv, agent_id, now)  # replying to a waiting customer takes it
-    stored = uow.add_message(
-        conv.id,
-        direction=Direction.OUTBOUND.value,
-        author_kind=AuthorKind.AGENT,
-        author_id=agent_id,
-        author_name=agent.name if agent else None,
-        text=text,
-        channel=conv.channel,
-        created_at=now,
+    [stored] = uow.add_messages(
+        [
+            NewMessage(
+                conv.id,
+                Direction.OUTBOUND.value,
+                AuthorKind.AGENT,
+                text,
+                conv.channel,
+                now,
+                author_id=agent_id,
+                author_name=agent.name if agent else None,
+            )
+        ]
     )
-    _message_event(uow, stored, AuthorKind.AGENT)
-    _save_change(uow, conv, model.after_business_reply(after, now), AuthorKind.AGENT, agent_id)
+    uow.append_events([_message_event(stored)])
+    _save_changes(
+        uow, {conv.id: conv}, [model.after_business_reply(after, now)], AuthorKind.AGENT, agent_id
+    )
     return stored
 
 
@@ -192,7 +241,7 @@ def do_change(
 ) -> Conversation:
     conv = _load(uow, conversation_id, for_update=True)
     after = change(conv)
-    _save_change(uow, conv, after, AuthorKind.AGENT, actor_id)
+    _save_changes(uow, {conv.id: conv}, [after], AuthorKind.AGENT, actor_id)
     return after
 
 
@@ -215,8 +264,9 @@ class ConversationService:
     async def receive(self, message: InboundMessage) -> Message:
         """InboundSink: durably store an inbound message (group-committed)."""
         text = clean_text(message.text, self.max_text_chars)
-        message = dataclasses.replace(message, text=text)
-        return await self.store.write_batched(lambda uow: do_receive(uow, message))
+        if text != message.text:
+            message = dataclasses.replace(message, text=text)
+        return await self.store.write_batched(do_receive_many, message)
 
     async def open_conversation(
         self, channel: str, inbox: str, address: str, display_name: str, language: str | None

@@ -85,20 +85,6 @@ def conversation(row: Row) -> Conversation:
     )
 
 
-CONVERSATION_MUTABLE = (
-    "status",
-    "priority",
-    "required_skills",
-    "language",
-    "assignee_id",
-    "team",
-    "updated_at",
-    "last_message_at",
-    "first_response_at",
-    "resolved_at",
-    "csat",
-)
-
 
 def conversation_values(src: Conversation) -> dict[str, Any]:
     """The mutable columns of a conversation row."""

@@ -3,14 +3,16 @@
 SQL drivers block, so every unit of work runs on a thread pool, never on the event loop.
 Writes go through one writer lane; SQLite admits a single writer anyway, and on PostgreSQL a
 single lane keeps conversation updates ordered. `write_batched` lets concurrent inbound
-messages share one transaction and one fsync (group commit); if one unit fails, the batch is
-rolled back and re-run one unit per transaction, so one bad message never takes the others
-down, and nobody hears "stored" before the commit that holds their message is durable.
+messages share one transaction, a few statements and one fsync (group commit); if the batch
+fails, it is rolled back and each item runs again in a transaction of its own, so one bad
+message never takes the others down, and nobody hears "stored" before the commit that holds
+their message is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ from hub.storage.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 CommitHook = Callable[[Sequence[Event]], None]
 
 MAX_BATCH = 256
@@ -58,9 +61,13 @@ def create_engine_for(url: str, pool_size: int = 4) -> Engine:
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
+BatchFn = Callable[[SqlUnitOfWork, list[Any]], list[Any]]
+
+
 @dataclass
 class _Pending:
-    fn: Callable[[SqlUnitOfWork], Any]
+    fn: BatchFn
+    item: Any
     future: asyncio.Future[Any]
 
 
@@ -69,6 +76,13 @@ class _Outcome:
     value: Any = None
     error: BaseException | None = None
     events: list[Event] = field(default_factory=list)
+
+
+def _single(pending: _Pending, uow: SqlUnitOfWork) -> Any:
+    [result] = pending.fn(uow, [pending.item])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 class SqlStore:
@@ -93,10 +107,12 @@ class SqlStore:
         outcome = await loop.run_in_executor(self._writer, self._run_one, fn)
         return self._settle(outcome)
 
-    async def write_batched(self, fn: Callable[[SqlUnitOfWork], T]) -> T:
+    async def write_batched(
+        self, fn: Callable[[SqlUnitOfWork, list[ItemT]], list[T | Exception]], item: ItemT
+    ) -> T:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Pending(fn, fut))
+        self._pending.append(_Pending(fn, item, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop(), name="omnihub-group-commit")
         return await fut
@@ -147,25 +163,31 @@ class SqlStore:
             return _Outcome(value=value, events=uow.appended)
 
     def _run_batch(self, batch: list[_Pending]) -> list[_Outcome]:
-        if len(batch) == 1:
-            return [self._run_one(batch[0].fn)]
-        outcomes: list[_Outcome] = []
+        groups: dict[BatchFn, list[int]] = {}
+        for index, pending in enumerate(batch):
+            groups.setdefault(pending.fn, []).append(index)
+        outcomes: list[_Outcome] = [_Outcome() for _ in batch]
         with Session(self.engine, expire_on_commit=False) as session:
             uow = SqlUnitOfWork(session)
             try:
-                for item in batch:
-                    mark = len(uow.appended)
-                    value = item.fn(uow)
-                    outcomes.append(_Outcome(value=value, events=uow.appended[mark:]))
+                for fn, indexes in groups.items():
+                    results = fn(uow, [batch[i].item for i in indexes])
+                    for i, result in zip(indexes, results, strict=True):
+                        if isinstance(result, Exception):
+                            outcomes[i].error = result
+                        else:
+                            outcomes[i].value = result
                 session.commit()
             except Exception:
-                # A unit failed (bad input found late, a unique race with another process) or
-                # the commit did: nothing of the batch is kept, and each unit runs again in its
-                # own transaction so only the offending one reports an error. Cheaper than a
-                # savepoint per unit, since units almost never fail here.
+                # The batch failed (an unexpected error, a unique race with another process)
+                # or its commit did: nothing of it is kept, and each item runs again in its own
+                # transaction so that only the offending one reports an error.
                 session.rollback()
-                log.info("group commit rolled back; running %d units one by one", len(batch))
-                return [self._run_one(item.fn) for item in batch]
+                if len(batch) > 1:
+                    log.info("group commit rolled back; running %d items one by one", len(batch))
+                return [self._run_one(functools.partial(_single, p)) for p in batch]
+        # Events go out once, with the first outcome; every caller's item is in the commit.
+        outcomes[0].events = uow.appended
         return outcomes
 
     async def _flush_loop(self) -> None:
@@ -179,12 +201,12 @@ class SqlStore:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 raise
+            for outcome in outcomes:
+                self._published(outcome.events)
             for item, outcome in zip(batch, outcomes, strict=True):
                 if item.future.done():  # the caller went away (e.g. socket closed)
-                    self._published(outcome.events)
                     continue
                 if outcome.error is not None:
                     item.future.set_exception(outcome.error)
                 else:
-                    self._published(outcome.events)
                     item.future.set_result(outcome.value)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +26,7 @@ from hub.model import (
     Role,
     utcnow,
 )
-from hub.ports import AgentSession, ConversationFilter, WebchatSession
+from hub.ports import AgentSession, ConversationFilter, NewEvent, NewMessage, WebchatSession
 from hub.storage import convert
 from hub.storage.tables import (
     AgentRow,
@@ -44,23 +45,27 @@ T_MESSAGE = MessageRow.__table__  # type: ignore[attr-defined]
 T_EVENT = EventRow.__table__  # type: ignore[attr-defined]
 
 
-def _prebuilt_update(table: sa.Table, columns: list[str]) -> sa.Update:
+@functools.cache
+def _update_conversation(columns: frozenset[str]) -> sa.Update:
+    """UPDATE of just these columns; one statement per column set, built once."""
     return (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("_id"))
-        .values({c: sa.bindparam(c) for c in columns})
+        sa.update(T_CONVERSATION)
+        .where(T_CONVERSATION.c.id == sa.bindparam("_id"))
+        .values({c: sa.bindparam(c) for c in sorted(columns)})
     )
 
 
 # Built once: constructing statements per call costs more than running them on SQLite.
-INSERT_MESSAGE = sa.insert(T_MESSAGE).returning(T_MESSAGE.c.id)
-INSERT_EVENT = sa.insert(T_EVENT).returning(T_EVENT.c.id)
-SELECT_CONVERSATION = sa.select(T_CONVERSATION).where(T_CONVERSATION.c.id == sa.bindparam("_id"))
-SELECT_CONVERSATION_FOR_UPDATE = SELECT_CONVERSATION.with_for_update()
-UPDATE_CONVERSATION = _prebuilt_update(T_CONVERSATION, list(convert.CONVERSATION_MUTABLE))
-SELECT_MESSAGE_BY_CHANNEL_ID = sa.select(T_MESSAGE).where(
+INSERT_MESSAGES = sa.insert(T_MESSAGE)
+INSERT_EVENTS = sa.insert(T_EVENT)
+SELECT_CONVERSATIONS = sa.select(T_CONVERSATION).where(
+    T_CONVERSATION.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+SELECT_CONVERSATIONS_FOR_UPDATE = SELECT_CONVERSATIONS.with_for_update()
+# Per channel: SQLite does not use the (channel, channel_message_id) index for a row-value IN.
+SELECT_MESSAGES_BY_CHANNEL_ID = sa.select(T_MESSAGE).where(
     T_MESSAGE.c.channel == sa.bindparam("channel"),
-    T_MESSAGE.c.channel_message_id == sa.bindparam("cmid"),
+    T_MESSAGE.c.channel_message_id.in_(sa.bindparam("ids", expanding=True)),
 )
 
 
@@ -75,12 +80,51 @@ class SqlUnitOfWork:
     def __init__(self, session: Session):
         self.session = session
         self.appended: list[Event] = []
+        # Conversations as last read or written here: saving writes only what changed.
+        self._known: dict[int, Conversation] = {}
 
-    def _insert(self, stmt: sa.Insert, values: dict[str, Any]) -> int:
-        return int(self.session.execute(stmt, values).scalar_one())
+    def _insert_many(self, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows with one executemany; their new ids, in the order of `rows`."""
+        if not rows:
+            return []
+        conn = self.session.connection()
+        if conn.dialect.name != "sqlite":
+            # PostgreSQL: SQLAlchemy's "insertmanyvalues" sends multi-row INSERTs and sorts the
+            # RETURNING rows back into parameter order.
+            ordered = stmt.returning(stmt.table.c.id, sort_by_parameter_order=True)
+            return [int(i) for i in conn.execute(ordered, rows).scalars()]
+        # SQLite cannot return a multi-row insert's ids in parameter order (SQLAlchemy would
+        # fall back to one INSERT per row). But this transaction holds the database's write
+        # lock, and SQLite gives each new row the largest rowid + 1, so one executemany's rows
+        # get consecutive ids ending at last_insert_rowid().
+        result = conn.execute(stmt, rows)
+        if result.rowcount != len(rows):
+            raise RuntimeError(f"inserted {result.rowcount} of {len(rows)} rows")
+        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))
 
-    def _first(self, stmt: sa.Select[Any]) -> Any:
-        return self.session.execute(stmt).first()
+    def append_events(self, events: Sequence[NewEvent]) -> list[Event]:
+        now = utcnow()
+        ids = self._insert_many(
+            INSERT_EVENTS,
+            [
+                {
+                    "kind": e.kind.value,
+                    "conversation_id": e.conversation_id,
+                    "actor_kind": e.actor_kind.value,
+                    "actor_id": e.actor_id,
+                    "payload": e.payload,
+                    "created_at": now,
+                }
+                for e in events
+            ],
+        )
+        stored = [
+            Event(i, e.kind, e.conversation_id, e.actor_kind, e.actor_id, e.payload, now)
+            for i, e in zip(ids, events, strict=True)
+        ]
+        self.appended.extend(stored)
+        return stored
 
     def append_event(
         self,
@@ -90,21 +134,9 @@ class SqlUnitOfWork:
         actor_kind: AuthorKind = AuthorKind.SYSTEM,
         actor_id: int | None = None,
     ) -> Event:
-        now = utcnow()
-        event_id = self._insert(
-            INSERT_EVENT,
-            {
-                "kind": kind.value,
-                "conversation_id": conversation_id,
-                "actor_kind": actor_kind.value,
-                "actor_id": actor_id,
-                "payload": payload,
-                "created_at": now,
-            },
-        )
-        ev = Event(event_id, kind, conversation_id, actor_kind, actor_id, payload, now)
-        self.appended.append(ev)
-        return ev
+        return self.append_events([NewEvent(kind, conversation_id, payload, actor_kind, actor_id)])[
+            0
+        ]
 
     # --- contacts -----------------------------------------------------------------------------
 
@@ -169,9 +201,20 @@ class SqlUnitOfWork:
     def conversation(
         self, conversation_id: int, *, for_update: bool = False
     ) -> Conversation | None:
-        stmt = SELECT_CONVERSATION_FOR_UPDATE if for_update else SELECT_CONVERSATION
-        row = self.session.execute(stmt, {"_id": conversation_id}).first()
-        return convert.conversation(row) if row else None
+        return self.conversations_by_id([conversation_id], for_update=for_update).get(
+            conversation_id
+        )
+
+    def conversations_by_id(
+        self, conversation_ids: Collection[int], *, for_update: bool = False
+    ) -> dict[int, Conversation]:
+        if not conversation_ids:
+            return {}
+        stmt = SELECT_CONVERSATIONS_FOR_UPDATE if for_update else SELECT_CONVERSATIONS
+        rows = self.session.execute(stmt, {"ids": list(conversation_ids)})
+        found = {r.id: convert.conversation(r) for r in rows}
+        self._known.update(found)
+        return found
 
     def latest_conversation(self, contact_id: int, channel: str, inbox: str) -> Conversation | None:
         row = self.session.exec(
@@ -206,13 +249,28 @@ class SqlUnitOfWork:
         )
         self.session.add(row)
         self.session.flush()
-        return convert.conversation(row)
+        conv = convert.conversation(row)
+        self._known[conv.id] = conv
+        return conv
 
-    def save_conversation(self, conversation: Conversation) -> None:
-        values = {"_id": conversation.id, **convert.conversation_values(conversation)}
-        result = self.session.connection().execute(UPDATE_CONVERSATION, values)
-        if result.rowcount != 1:
-            raise LookupError(f"conversation {conversation.id} vanished")
+    def save_conversations(self, conversations: Sequence[Conversation]) -> None:
+        if not conversations:
+            return
+        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for conv in conversations:
+            before = self._known.get(conv.id)
+            values = convert.conversation_values(conv)
+            if before is not None:
+                old = convert.conversation_values(before)
+                values = {k: v for k, v in values.items() if v != old[k]}
+            self._known[conv.id] = conv
+            if values:
+                by_columns.setdefault(frozenset(values), []).append({"_id": conv.id, **values})
+        conn = self.session.connection()
+        for columns, rows in by_columns.items():
+            result = conn.execute(_update_conversation(columns), rows)
+            if result.rowcount != len(rows):
+                raise LookupError(f"{len(rows) - result.rowcount} conversation(s) vanished")
 
     def conversations(self, flt: ConversationFilter) -> list[Conversation]:
         stmt = select(ConversationRow)
@@ -244,41 +302,43 @@ class SqlUnitOfWork:
 
     # --- messages -----------------------------------------------------------------------------
 
-    def message_by_channel_id(self, channel: str, channel_message_id: str) -> Message | None:
-        row = self.session.execute(
-            SELECT_MESSAGE_BY_CHANNEL_ID, {"channel": channel, "cmid": channel_message_id}
-        ).first()
-        return convert.message(row) if row else None
+    def messages_by_channel_ids(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Message]:
+        if not keys:
+            return {}
+        by_channel: dict[str, list[str]] = {}
+        for channel, channel_message_id in keys:
+            by_channel.setdefault(channel, []).append(channel_message_id)
+        found: dict[tuple[str, str], Message] = {}
+        for channel, ids in by_channel.items():
+            rows = self.session.execute(
+                SELECT_MESSAGES_BY_CHANNEL_ID, {"channel": channel, "ids": ids}
+            )
+            found.update(((r.channel, r.channel_message_id), convert.message(r)) for r in rows)
+        return found
 
-    def add_message(
-        self,
-        conversation_id: int,
-        *,
-        direction: str,
-        author_kind: AuthorKind,
-        text: str,
-        channel: str,
-        author_id: int | None = None,
-        author_name: str | None = None,
-        channel_message_id: str | None = None,
-        delivery_state: DeliveryState = DeliveryState.QUEUED,
-        created_at: datetime | None = None,
-    ) -> Message:
-        created_at = created_at or utcnow()
-        values = {
-            "conversation_id": conversation_id,
-            "direction": direction,
-            "author_kind": author_kind.value,
-            "author_id": author_id,
-            "author_name": author_name,
-            "text": text,
-            "attachments": [],
-            "channel": channel,
-            "channel_message_id": channel_message_id,
-            "delivery_state": delivery_state.value,
-            "created_at": created_at,
-        }
-        return convert.message(SimpleNamespace(id=self._insert(INSERT_MESSAGE, values), **values))
+    def add_messages(self, messages: Sequence[NewMessage]) -> list[Message]:
+        rows: list[dict[str, Any]] = [
+            {
+                "conversation_id": m.conversation_id,
+                "direction": m.direction,
+                "author_kind": m.author_kind.value,
+                "author_id": m.author_id,
+                "author_name": m.author_name,
+                "text": m.text,
+                "attachments": [],
+                "channel": m.channel,
+                "channel_message_id": m.channel_message_id,
+                "delivery_state": m.delivery_state.value,
+                "created_at": m.created_at,
+            }
+            for m in messages
+        ]
+        ids = self._insert_many(INSERT_MESSAGES, rows)
+        return [
+            convert.message(SimpleNamespace(id=i, **row)) for i, row in zip(ids, rows, strict=True)
+        ]
 
     def messages(self, conversation_id: int, limit: int = 500) -> list[Message]:
         rows = self.session.execute(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 
 from hub.api.keys import CONVERSATIONS, OUTBOX, STORE
-from hub.model import Identity, InboundMessage
+from hub.errors import NotFound
+from hub.model import Identity, InboundMessage, Message
 from tests.support import Agent, Customer, next_frame
 
 
@@ -174,3 +176,60 @@ async def test_other_conversations_of_the_contact(
     assert status == 200
     assert [o["inbox"] for o in detail["other_conversations"]] == ["shop-2"]
     assert detail["other_conversations"][0]["last_message"]["text"] == "hello from the other shop"
+
+
+async def test_concurrent_resends_from_two_sockets_are_one_message_each(
+    http: aiohttp.ClientSession, base_url: str
+) -> None:
+    """Many customers at once, each resending one client_id from two tabs at the same moment:
+    however the hub groups them into commits, each customer gets one stored message."""
+    customers = [await Customer(http, base_url).start() for _ in range(20)]
+    tabs = [
+        (c, await c.http.ws_connect(f"{base_url}/api/webchat/ws?token={c.token}"))
+        for c in customers
+        for _ in range(2)
+    ]
+    for n, (_, ws) in enumerate(tabs):
+        await ws.send_json({"type": "message", "client_id": "same", "text": f"hello {n // 2}"})
+    acks = await asyncio.gather(
+        *(next_frame(ws, lambda f: f.get("type") in ("ack", "error")) for _, ws in tabs)
+    )
+    assert all(a["type"] == "ack" for a in acks), acks
+    ids = [a["message_id"] for a in acks]
+    assert ids[0::2] == ids[1::2]
+    assert len(set(ids)) == len(customers)
+    for n, c in enumerate(customers):
+        history = await c.history()
+        assert [(m["message_id"], m["text"]) for m in history["messages"]] == [
+            (ids[2 * n], f"hello {n}")
+        ]
+    for _, ws in tabs:
+        await ws.close()
+
+
+async def test_a_message_for_an_unknown_conversation_fails_alone(
+    customer: Customer, hub: Any
+) -> None:
+    service = hub.server.app[CONVERSATIONS]
+
+    def inbound(n: int, conversation_id: int) -> InboundMessage:
+        return InboundMessage(
+            channel="webchat",
+            inbox="default",
+            text=f"burst {n}",
+            sender=Identity("webchat", "someone"),
+            channel_message_id=f"burst-{n}",
+            conversation_id=conversation_id,
+        )
+
+    results = await asyncio.gather(
+        *(service.receive(inbound(n, customer.conversation_id)) for n in range(5)),
+        service.receive(inbound(5, 987654321)),
+        *(service.receive(inbound(n, customer.conversation_id)) for n in range(6, 10)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[5], NotFound) and results[5].code == "unknown_conversation"
+    stored = [r for i, r in enumerate(results) if i != 5]
+    assert all(isinstance(m, Message) for m in stored), stored
+    history = await customer.history()
+    assert [m["text"] for m in history["messages"]] == [f"burst {n}" for n in range(10) if n != 5]
