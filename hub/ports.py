@@ -193,6 +193,75 @@ class Store(Protocol):
         ...
 
 
+# --- knowledge base ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KbArticle:
+    """What the search index holds of one published article (the database is the truth)."""
+
+    id: str
+    language: str  # "en" or "zh"
+    title: str
+    body: str  # Markdown source
+    questions: tuple[str, ...] = ()  # alternate questions: how customers actually ask
+    short_answer: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KbHit:
+    article_id: str
+    title: str
+    language: str
+    score: float  # higher is better; the fused score the answer decision uses
+    highlight: str  # HTML-escaped snippet with matched terms in <mark>
+    short_answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KbResult:
+    query: str
+    hits: list[KbHit]
+    answer: KbHit | None  # the hit the bot would answer with; None means escalate
+    suggestion: str | None = None  # a corrected query when nothing matched
+
+
+class KnowledgeIndex(Protocol):
+    """The derived, rebuildable search index over published articles.
+
+    Synchronous and blocking (index writes, embeddings): callers run it on a worker thread,
+    never on the event loop. Implementations must be safe for concurrent searches while one
+    thread writes.
+    """
+
+    def search(self, query: str, language: str | None = None, limit: int = 10) -> KbResult:
+        """Ranked hits for a customer question; raises ValueError for an unusable query."""
+        ...
+
+    def upsert(self, articles: Sequence[KbArticle]) -> None:
+        """Add or replace articles (by id)."""
+        ...
+
+    def remove(self, article_ids: Sequence[str]) -> None: ...
+
+    def rebuild(
+        self, articles: Sequence[KbArticle], progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Replace the whole index with these articles; `progress(n)` after each n done."""
+        ...
+
+    def article_ids(self) -> set[str]: ...
+
+    def set_synonyms(self, groups: Sequence[Sequence[str]]) -> None:
+        """Words or phrases that mean the same; applied at query time (no reindex)."""
+        ...
+
+    def group_similar(self, texts: Sequence[str]) -> list[list[int]]:
+        """Cluster questions (indexes into `texts`), largest group first; for the gap report."""
+        ...
+
+
 # --- event bus --------------------------------------------------------------------------------
 
 
