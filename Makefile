@@ -39,8 +39,12 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+EVAL := ../shared/eval
 bench: install
 	$(PY) bench/webchat.py
+	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
+	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles-10.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
+	$(PY) bench/kb_speed.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
@@ -20,7 +19,15 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.errors import HubError, InvalidToken
-from hub.http import Handler, SocketFeed, endpoint, json_response, read_json, read_query
+from hub.http import (
+    Handler,
+    SocketFeed,
+    TokenBucket,
+    endpoint,
+    json_response,
+    read_json,
+    read_query,
+)
 from hub.model import (
     AuthorKind,
     Conversation,
@@ -77,25 +84,6 @@ class MessageFrame(BaseModel):
     type: Literal["message"]
     client_id: str = Field(min_length=1, max_length=64)
     text: str
-
-
-class TokenBucket:
-    """Per-socket flood guard: `rate` messages a second, bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: float):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = burst, time.monotonic()
-
-    def take(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 def _client_id(session: WebchatSession, channel_message_id: str | None) -> str | None:

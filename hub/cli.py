@@ -1,18 +1,25 @@
-"""The `omnihub` command: serve, db upgrade, agents add."""
+"""The `omnihub` command: serve, db upgrade, agents add, kb import/export/reindex/search."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import getpass
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.config import Settings, load_settings
 from hub.errors import ConfigError, HubError
 from hub.model import Role
+
+if TYPE_CHECKING:
+    from hub.services.articles import ArticleService
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -34,6 +41,10 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         if settings.demo:
             lines.append(
                 f"  demo agent login: {settings.demo_agent_email} / {settings.demo_agent_password}"
+            )
+            lines.append(
+                f"  demo editor login (knowledge base): {settings.demo_editor_email} / "
+                f"{settings.demo_agent_password}"
             )
         print("\n".join(lines), flush=True)
 
@@ -84,6 +95,195 @@ def _agents_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- knowledge base -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def open_knowledge_base(
+    settings: Settings, *, check: bool = True
+) -> AsyncIterator[ArticleService]:
+    """The article service on the configured database and index, for one command.
+
+    With `check`, an index that does not hold exactly the published articles (lost, or
+    emptied by a schema change) is rebuilt first, as `omnihub serve` does at start.
+
+    With OMNIHUB_REDIS_URL set, the changes are also published on the event bus, so running
+    hub processes bring their own indexes in step at once.
+    """
+    from hub.services.articles import ArticleService
+    from hub.services.kb_index import IndexKeeper
+    from hub.storage import SqlStore, migrate
+    from kb import open_index
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(migrate.upgrade, settings.effective_database_url)
+    store = SqlStore.from_url(settings.effective_database_url)
+    bus = None
+    if settings.redis_url:
+        from hub.events import RedisBus
+
+        bus = RedisBus(settings.redis_url)
+    keeper = IndexKeeper(
+        store, functools.partial(open_index, settings.kb_index_dir, semantic=settings.kb_semantic)
+    )
+    try:
+        if bus is not None:
+            from hub.api.app import bus_publisher  # only then: the app is slow to import
+
+            await bus.start()
+            store.on_commit = bus_publisher(bus)
+        await keeper.open()
+        if check:
+            await keeper.check()
+        yield ArticleService(store, keeper)
+    finally:
+        await keeper.close()
+        if bus is not None:
+            await bus.close()
+        await store.close()
+
+
+def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on stderr (silent when stderr is not a terminal): (update, close)."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    bar = tqdm(file=sys.stderr, unit=unit, disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def _kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.services import kb_io
+
+    async def run() -> kb_io.ImportReport:
+        update, close = _progress_bar("article")
+        try:
+            async with open_knowledge_base(settings) as service:
+                return await kb_io.import_articles(
+                    service, Path(args.path), args.format, publish=args.publish, progress=update
+                )
+        finally:
+            close()
+
+    report = asyncio.run(run())
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    print(f"imported {args.path}: {report.summary()}")
+    return 0 if report.ok else 1
+
+
+def _kb_export(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.services import kb_io
+
+    async def run() -> int:
+        async with open_knowledge_base(settings, check=False) as service:
+            return await kb_io.export_articles(service, Path(args.path), args.format)
+
+    print(f"exported {asyncio.run(run())} articles to {args.path}")
+    return 0
+
+
+def _kb_reindex(settings: Settings, _args: argparse.Namespace) -> int:
+    async def run() -> int:
+        update, close = _progress_bar("article")
+        try:
+            async with open_knowledge_base(settings, check=False) as service:
+                return await service.keeper.rebuild(update)
+        finally:
+            close()
+
+    print(f"reindexed {asyncio.run(run())} published articles into {settings.kb_index_dir}")
+    return 0
+
+
+def _kb_search(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.model import KbSource
+
+    async def run() -> list[str]:
+        async with open_knowledge_base(settings) as service:
+            result = await service.search(args.question, args.lang, args.limit, KbSource.CONSOLE)
+        answer = result.answer.article_id if result.answer else None
+        lines = [f"answer: {answer}" if answer else "decision: escalate (no confident answer)"]
+        for n, hit in enumerate(result.hits, 1):
+            lines.append(
+                f"{n:2}. {hit.score:7.3f}  {hit.article_id}  [{hit.language}]  {hit.title}"
+            )
+            if hit.short_answer:
+                lines.append(f"    {hit.short_answer}")
+        if not result.hits:
+            lines.append("no matching articles")
+        if result.suggestion:
+            lines.append(f"did you mean: {result.suggestion}")
+        return lines
+
+    print("\n".join(asyncio.run(run())))
+    return 0
+
+
+def _add_kb_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from hub.services.kb_io import FORMATS
+
+    kb = sub.add_parser(
+        "kb",
+        help="knowledge base: import, export, reindex, search",
+        description="Knowledge-base (FAQ) commands. The database holds the articles; the "
+        "search index under OMNIHUB_DATA_DIR/kb-index is derived from it.",
+    )
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="COMMAND")
+    formats = (
+        "jsonl: one JSON object a line with id, title, body, questions (list), short_answer, "
+        "language (en|zh), tags (list), status; csv: the same columns, questions and tags "
+        "separated by '|'; markdown: a folder of .md files with YAML front matter (the body "
+        "is the Markdown; the file name is the id when none is given). Default: from the "
+        "name (.jsonl, .csv, a folder)."
+    )
+    imp = kb_sub.add_parser(
+        "import",
+        help="import articles (idempotent by id)",
+        description="Import articles from a file or folder. Idempotent by id: unchanged "
+        "articles are left alone, changed ones become new versions. Bad rows are reported as "
+        "FILE:LINE: reason and the rest imported. Status: the row's own, else published with "
+        "--publish, else draft for new articles (existing ones keep theirs). Exit status 0 "
+        "when every row was good, 1 when some were bad.",
+    )
+    imp.add_argument("path", metavar="PATH", help="a .jsonl or .csv file, or a folder of .md")
+    imp.add_argument("--format", choices=FORMATS, help=formats)
+    imp.add_argument(
+        "--publish", action="store_true", help="publish articles whose row gives no status"
+    )
+    imp.set_defaults(func=_kb_import)
+
+    exp = kb_sub.add_parser(
+        "export",
+        help="export every article",
+        description="Export every article (all statuses) in a format `kb import` reads back.",
+    )
+    exp.add_argument("path", metavar="PATH", help="a .jsonl or .csv file, or a folder for .md")
+    exp.add_argument("--format", choices=FORMATS, help=formats)
+    exp.set_defaults(func=_kb_export)
+
+    reindex = kb_sub.add_parser(
+        "reindex",
+        help="rebuild the search index from the database",
+        description="Rebuild the search index from the published articles in the database.",
+    )
+    reindex.set_defaults(func=_kb_reindex)
+
+    search = kb_sub.add_parser(
+        "search",
+        help="search published articles as the bot does",
+        description="Search published articles with the bot's ranking and answer decision.",
+    )
+    search.add_argument("question")
+    search.add_argument("--lang", help="en or zh (default: both)")
+    search.add_argument("--limit", type=int, default=5, help="hits to show (default: 5)")
+    search.set_defaults(func=_kb_search)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omnihub",
@@ -119,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
     add.add_argument("--password", help="prompted for when omitted")
     add.set_defaults(func=_agents_add)
+    _add_kb_commands(sub)
     return parser
 
 

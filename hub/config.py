@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     demo: bool = True  # seed the demo tenant (inbox, agent) on start
     demo_agent_email: str = "agent@demo.omnihub.test"
     demo_agent_password: str = "omnihub-demo"
+    demo_editor_email: str = "editor@demo.omnihub.test"  # knowledge-base editor; same password
     auto_migrate: bool = True  # run schema migrations on `omnihub serve`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     default_inbox: str = "website"
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     webchat_rate_per_s: float = Field(20, ge=0)  # per customer socket; 0 = unlimited
     webchat_burst: float = Field(60, ge=1)
     db_pool_size: int = Field(4, ge=1, le=64)
+    # Knowledge base: fuse a sentence-embedding stage into BM25 ranking (needs the
+    # `semantic` extra; without it search falls back to BM25 and logs why).
+    kb_semantic: bool = True
 
     @field_validator("database_url", "redis_url", "public_url")
     @classmethod
@@ -58,6 +62,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite:///{(self.data_dir / 'omnihub.sqlite3').resolve()}"
+
+    @property
+    def kb_index_dir(self) -> Path:
+        """The knowledge-base search index (derived; `omnihub kb reindex` rebuilds it)."""
+        return self.data_dir / "kb-index"
 
     @property
     def effective_public_url(self) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.errors import InvalidTransition
+from hub.errors import InvalidTransition, ValidationFailed
 
 
 def utcnow() -> datetime:
@@ -82,6 +83,10 @@ class EventKind(enum.StrEnum):
     CONVERSATION_UPDATED = "conversation.updated"
     MESSAGE_CREATED = "message.created"
     MESSAGE_DELIVERY = "message.delivery"
+    ARTICLE_CREATED = "article.created"
+    ARTICLE_UPDATED = "article.updated"
+    ARTICLE_STATUS_CHANGED = "article.status_changed"
+    KB_SYNONYMS_UPDATED = "kb.synonyms_updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,3 +269,274 @@ def after_business_reply(conv: Conversation, now: datetime) -> Conversation:
     """Record the first response time on the first agent or bot reply."""
     first = conv.first_response_at or now
     return dataclasses.replace(conv, first_response_at=first, updated_at=now, last_message_at=now)
+
+
+# --- knowledge base -------------------------------------------------------------------------
+
+ARTICLE_LANGUAGES = ("en", "zh")
+MAX_ARTICLE_ID = 100
+MAX_TITLE = 200
+MAX_BODY = 100_000
+MAX_QUESTIONS = 50
+MAX_QUESTION_CHARS = 500
+MAX_SHORT_ANSWER = 300  # one or two sentences: it is read out on the phone and faxed
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
+MAX_QUERY_CHARS = 1000
+CONTENT_FIELDS = ("title", "body", "questions", "short_answer", "language", "tags")
+
+# Ids come from other systems on import (e.g. "reverted_card_payment?"), so anything printable
+# goes, except what would make a path segment ambiguous: "/", "\\", whitespace, a leading dot.
+_ARTICLE_ID = re.compile(r"^[^\s/\\.\x00-\x1f\x7f][^\s/\\\x00-\x1f\x7f]*$")
+# C0/C1 control characters; newlines and tabs are handled separately where they matter.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s+")
+
+
+class ArticleStatus(enum.StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class KbOutcome(enum.StrEnum):
+    """What came of a knowledge-base question."""
+
+    ANSWERED = "answered"
+    ESCALATED = "escalated"  # hits, but none good enough to answer with
+    NO_HIT = "no_hit"
+
+
+class KbSource(enum.StrEnum):
+    BOT = "bot"
+    CONSOLE = "console"  # an agent or the CLI
+    HELP = "help"  # the public help center
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleContent:
+    """What an editor writes; validated and normalised by `article_content`."""
+
+    title: str
+    body: str  # Markdown
+    questions: tuple[str, ...] = ()
+    short_answer: str | None = None
+    language: str = "en"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    id: str
+    content: ArticleContent
+    status: ArticleStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    created_by: int | None = None  # agent id; None for imports and the demo seed
+    updated_by: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleVersion:
+    """A snapshot taken after every change; restoring one makes a new version."""
+
+    article_id: str
+    version: int
+    content: ArticleContent
+    status: ArticleStatus
+    author_id: int | None
+    created_at: datetime
+    changes: tuple[str, ...]  # field names that differ from the previous version
+
+
+@dataclass(frozen=True, slots=True)
+class KbQuery:
+    """A question put to the knowledge base, kept for the content-gap report."""
+
+    text: str
+    language: str | None
+    top_article_id: str | None
+    top_score: float | None
+    outcome: KbOutcome
+    source: KbSource
+    created_at: datetime
+
+
+_A = ArticleStatus
+ARTICLE_TRANSITIONS: Mapping[ArticleStatus, frozenset[ArticleStatus]] = {
+    _A.DRAFT: frozenset({_A.IN_REVIEW, _A.PUBLISHED}),
+    _A.IN_REVIEW: frozenset({_A.DRAFT, _A.PUBLISHED}),
+    _A.PUBLISHED: frozenset({_A.ARCHIVED, _A.DRAFT}),
+    _A.ARCHIVED: frozenset({_A.DRAFT}),
+}
+
+
+def _invalid(detail: str, code: str = "invalid_article") -> ValidationFailed:
+    return ValidationFailed(detail, code=code)
+
+
+def one_line(text: str) -> str:
+    """Control characters out, runs of whitespace (newlines too) to one space, trimmed."""
+    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+
+
+def article_language(code: str) -> str:
+    """The article language ("en" or "zh") of a tag such as "en-GB" or "zh-CN", or an error."""
+    primary = re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
+    if primary not in ARTICLE_LANGUAGES:
+        raise _invalid(
+            f"unknown language {code!r}; use one of {', '.join(ARTICLE_LANGUAGES)}",
+            "unknown_language",
+        )
+    return primary
+
+
+def check_article_id(article_id: str) -> str:
+    if not (0 < len(article_id) <= MAX_ARTICLE_ID) or not _ARTICLE_ID.match(article_id):
+        raise _invalid(
+            f"article id {article_id[:120]!r}: use 1-{MAX_ARTICLE_ID} printable characters "
+            "without spaces, '/' or '\\', not starting with '.'",
+            "invalid_article_id",
+        )
+    return article_id
+
+
+def slugify(title: str, max_chars: int = 60) -> str:
+    """An ASCII slug of the title ("" when it has no ASCII letters or digits, e.g. Chinese)."""
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    slug = "-".join(words)[:max_chars].strip("-")
+    return slug
+
+
+def article_content(
+    *,
+    title: str,
+    body: str,
+    questions: Sequence[str] = (),
+    short_answer: str | None = None,
+    language: str,
+    tags: Sequence[str] = (),
+) -> ArticleContent:
+    """Validated, normalised content, or ValidationFailed naming the first problem.
+
+    Normalising makes an unchanged re-import compare equal: titles, questions and tags are
+    single-line and trimmed, duplicates dropped (first kept), tags lower-case, line endings
+    in the body are "\\n" and it has no leading blank lines or trailing whitespace.
+    """
+    clean_title = one_line(title)
+    if not clean_title:
+        raise _invalid("the title is empty")
+    if len(clean_title) > MAX_TITLE:
+        raise _invalid(f"the title has {len(clean_title)} characters; the limit is {MAX_TITLE}")
+    clean_body = _CONTROL.sub("", body.replace("\r\n", "\n").replace("\r", "\n"))
+    clean_body = clean_body.lstrip("\n").rstrip()
+    if len(clean_body) > MAX_BODY:
+        raise _invalid(f"the body has {len(clean_body)} characters; the limit is {MAX_BODY}")
+    clean_questions = _unique(one_line(q) for q in questions)
+    if len(clean_questions) > MAX_QUESTIONS:
+        raise _invalid(f"{len(clean_questions)} questions; the limit is {MAX_QUESTIONS}")
+    for q in clean_questions:
+        if len(q) > MAX_QUESTION_CHARS:
+            raise _invalid(
+                f"question {q[:40]!r}… has {len(q)} characters; the limit is {MAX_QUESTION_CHARS}"
+            )
+    answer = one_line(short_answer) if short_answer else ""
+    if len(answer) > MAX_SHORT_ANSWER:
+        raise _invalid(
+            f"the short answer has {len(answer)} characters; the limit is {MAX_SHORT_ANSWER} "
+            "(one or two sentences)"
+        )
+    clean_tags = _unique(one_line(t).lower() for t in tags)
+    if len(clean_tags) > MAX_TAGS:
+        raise _invalid(f"{len(clean_tags)} tags; the limit is {MAX_TAGS}")
+    for t in clean_tags:
+        if len(t) > MAX_TAG_CHARS:
+            raise _invalid(f"tag {t[:40]!r}… is longer than {MAX_TAG_CHARS} characters")
+    return ArticleContent(
+        title=clean_title,
+        body=clean_body,
+        questions=clean_questions,
+        short_answer=answer or None,
+        language=article_language(language),
+        tags=clean_tags,
+    )
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def changed_fields(before: ArticleContent, after: ArticleContent) -> tuple[str, ...]:
+    return tuple(f for f in CONTENT_FIELDS if getattr(before, f) != getattr(after, f))
+
+
+def new_article(
+    article_id: str,
+    content: ArticleContent,
+    status: ArticleStatus,
+    actor_id: int | None,
+    now: datetime,
+) -> Article:
+    return Article(
+        id=check_article_id(article_id),
+        content=content,
+        status=status,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        created_by=actor_id,
+        updated_by=actor_id,
+    )
+
+
+def edit_article(
+    article: Article, content: ArticleContent, actor_id: int | None, now: datetime
+) -> Article:
+    """The next version with new content (same status)."""
+    return dataclasses.replace(
+        article, content=content, version=article.version + 1, updated_at=now, updated_by=actor_id
+    )
+
+
+def change_article_status(
+    article: Article, to: ArticleStatus, actor_id: int | None, now: datetime, *, force: bool = False
+) -> Article:
+    """The next version in status `to`; InvalidTransition unless the workflow allows it.
+
+    `force` is for imports, where the file states the status the article is to have.
+    """
+    if not force and to not in ARTICLE_TRANSITIONS[article.status]:
+        allowed = ", ".join(sorted(ARTICLE_TRANSITIONS[article.status]))
+        raise InvalidTransition(
+            f"a {article.status} article cannot become {to}; it can become {allowed}"
+        )
+    return dataclasses.replace(
+        article, status=to, version=article.version + 1, updated_at=now, updated_by=actor_id
+    )
+
+
+def snapshot(article: Article, changes: Sequence[str]) -> ArticleVersion:
+    """The version record of `article` as it is now."""
+    return ArticleVersion(
+        article_id=article.id,
+        version=article.version,
+        content=article.content,
+        status=article.status,
+        author_id=article.updated_by,
+        created_at=article.updated_at,
+        changes=tuple(changes),
+    )
+
+
+def clean_query(text: str) -> str:
+    """A customer question ready for search: one line, bounded, or ValidationFailed."""
+    if len(text) > MAX_QUERY_CHARS * 4:  # refuse huge input before scanning it
+        raise _invalid(f"the query is longer than {MAX_QUERY_CHARS} characters", "query_too_long")
+    query = one_line(text)
+    if not query:
+        raise _invalid("the query is empty", "empty_query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise _invalid(f"the query is longer than {MAX_QUERY_CHARS} characters", "query_too_long")
+    return query

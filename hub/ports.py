@@ -13,6 +13,9 @@ from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 
 from hub.model import (
     Agent,
+    Article,
+    ArticleStatus,
+    ArticleVersion,
     AuthorKind,
     Contact,
     Conversation,
@@ -22,6 +25,8 @@ from hub.model import (
     EventKind,
     Identity,
     InboundMessage,
+    KbOutcome,
+    KbQuery,
     Message,
     Role,
 )
@@ -69,6 +74,15 @@ class ConversationFilter:
     contact_id: int | None = None
     include_empty: bool = False  # conversations nobody has written in yet
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleFilter:
+    status: tuple[ArticleStatus, ...] = ()
+    language: str | None = None
+    tag: str | None = None
+    text: str | None = None  # a substring of the title
+    limit: int | None = 100  # None: all of them (index rebuilds, export)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +177,41 @@ class UnitOfWork(Protocol):
         self, token_hash: str, contact_id: int, conversation_id: int, address: str
     ) -> WebchatSession: ...
     def webchat_session(self, token_hash: str) -> WebchatSession | None: ...
+
+    # knowledge base
+    def agents(self, agent_ids: Collection[int]) -> dict[int, Agent]: ...
+    def article(self, article_id: str, *, for_update: bool = False) -> Article | None: ...
+    def articles(self, flt: ArticleFilter) -> list[Article]:
+        """Newest change first."""
+        ...
+
+    def add_article(self, article: Article) -> None:
+        """Insert; a taken id raises HubError `duplicate_id` (409)."""
+        ...
+
+    def save_article(self, article: Article) -> None: ...
+    def add_article_version(self, version: ArticleVersion) -> None: ...
+    def article_versions(self, article_id: str) -> list[ArticleVersion]:
+        """Newest first."""
+        ...
+
+    def article_version(self, article_id: str, version: int) -> ArticleVersion | None: ...
+    def add_kb_feedback(
+        self, article_id: str, helpful: bool, conversation_id: int | None, now: datetime
+    ) -> None: ...
+    def kb_feedback_counts(self, article_ids: Collection[str]) -> dict[str, tuple[int, int]]:
+        """(helpful, not helpful) per article that has feedback."""
+        ...
+
+    def add_kb_query(self, query: KbQuery) -> None: ...
+    def kb_queries(
+        self, outcomes: Collection[KbOutcome], since: datetime, limit: int
+    ) -> list[KbQuery]:
+        """The newest `limit` questions with these outcomes asked since `since`."""
+        ...
+
+    def kb_synonyms(self) -> list[list[str]]: ...
+    def set_kb_synonyms(self, groups: Sequence[Sequence[str]]) -> None: ...
 
 
 class Store(Protocol):

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp_cors
 from aiohttp import web
 
 from channels import channel_class
-from hub.api import agent_ws, auth, conversations, health, openapi, pages
+from hub.api import agent_ws, auth, conversations, health, help_center, kb, openapi, pages
 from hub.api.keys import (
     AGENT_SOCKETS,
     AGENTS,
+    ARTICLES,
     BUS,
     CONVERSATIONS,
     ENDPOINTS,
@@ -28,25 +31,44 @@ from hub.events import LocalBus, RedisBus
 from hub.http import HttpChannel, endpoints_of, error_middleware, routes
 from hub.model import Event, Role
 from hub.ports import Channel, ChannelContext, EventBus
+from hub.services import kb_io
 from hub.services.agents import AgentService
+from hub.services.articles import ArticleService
 from hub.services.conversations import ConversationService
+from hub.services.kb_index import IndexKeeper
 from hub.services.outbox import Outbox
 from hub.storage import SqlStore, migrate
+from kb import open_index
 
 log = logging.getLogger(__name__)
 
 ENABLED_CHANNELS = ("webchat",)
+DEMO_FAQ = Path(__file__).resolve().parent.parent / "demo" / "faq.jsonl"
+# Long enough for a search question of 100 KB in the query string to reach the handler and be
+# refused with a clear JSON error instead of the HTTP parser's bare 400.
+MAX_REQUEST_LINE = 512 * 1024
+DEMO_FAQ_TASK = web.AppKey("demo_faq_task", asyncio.Task[None])
 
 
 def create_app(settings: Settings) -> web.Application:
     """The hub as an aiohttp application; I/O happens on start-up, not here."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=1024**2,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
+    )
     app[SETTINGS] = settings
     store = SqlStore.from_url(settings.effective_database_url, settings.db_pool_size)
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else LocalBus()
     service = ConversationService(store, settings.max_text_chars)
     app[STORE], app[BUS], app[CONVERSATIONS] = store, bus, service
     app[AGENTS] = AgentService(store, timedelta(hours=settings.session_ttl_hours))
+    keeper = IndexKeeper(
+        store,
+        functools.partial(open_index, settings.kb_index_dir, semantic=settings.kb_semantic),
+    )
+    app[ARTICLES] = ArticleService(store, keeper)
+    help_center.setup(app)
 
     ctx = ChannelContext(
         sink=service,
@@ -67,6 +89,8 @@ def create_app(settings: Settings) -> web.Application:
         *health.HANDLERS,
         *auth.HANDLERS,
         *conversations.HANDLERS,
+        *kb.HANDLERS,
+        *help_center.HANDLERS,
         *agent_ws.HANDLERS,
         *openapi.HANDLERS,
     ]
@@ -81,22 +105,28 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_storage(settings, store))
     app.cleanup_ctx.append(_bus(bus, store))
     app.cleanup_ctx.append(_channels(list(channels.values()), outbox))
+    app.cleanup_ctx.append(_knowledge_base(keeper, bus))
     # Close websockets when shutdown starts, not after aiohttp's grace period: clients
     # reconnect to a live process at once.
     app.on_shutdown.append(_close_sockets(list(channels.values())))
     if settings.demo:
         app.on_startup.append(_seed_demo)
+        app.on_shutdown.append(_stop_demo_seed)
     return app
 
 
+PUBLIC_PREFIXES = ("/api/webchat/", "/api/help/")
+
+
 def _allow_widget_origins(app: web.Application, origins: list[str]) -> None:
-    """Sites embedding the widget call /api/webchat/* cross-origin (no cookies involved)."""
+    """Sites embedding the widget call /api/webchat/* and the help center /api/help/*
+    cross-origin (no cookies involved)."""
     options = aiohttp_cors.ResourceOptions(
         allow_credentials=False, allow_headers=("Content-Type",), max_age=3600
     )
     cors = aiohttp_cors.setup(app, defaults={})
     for route in list(app.router.routes()):
-        if route.resource is not None and route.resource.canonical.startswith("/api/webchat/"):
+        if route.resource is not None and route.resource.canonical.startswith(PUBLIC_PREFIXES):
             cors.add(route, {origin: options for origin in origins})
 
 
@@ -111,7 +141,9 @@ def _storage(settings: Settings, store: SqlStore):  # type: ignore[no-untyped-de
     return ctx
 
 
-def _bus(bus: EventBus, store: SqlStore):  # type: ignore[no-untyped-def]
+def bus_publisher(bus: EventBus) -> Callable[[Sequence[Event]], None]:
+    """The store's commit hook: every committed event goes out on the bus."""
+
     def publish(events: Sequence[Event]) -> None:
         for ev in events:
             bus.publish(
@@ -123,9 +155,13 @@ def _bus(bus: EventBus, store: SqlStore):  # type: ignore[no-untyped-def]
                 }
             )
 
+    return publish
+
+
+def _bus(bus: EventBus, store: SqlStore):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         await bus.start()
-        store.on_commit = publish
+        store.on_commit = bus_publisher(bus)
         yield
         store.on_commit = None
         await bus.close()
@@ -142,6 +178,18 @@ def _channels(channels: list[Channel], outbox: Outbox):  # type: ignore[no-untyp
             log.info("resending %d outbound messages left queued by an earlier run", resumed)
         yield
         await outbox.close()
+
+    return ctx
+
+
+def _knowledge_base(keeper: IndexKeeper, bus: EventBus):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await keeper.open()
+        unsubscribe = keeper.follow(bus)
+        keeper.check_in_background()
+        yield
+        unsubscribe()
+        await keeper.close()
 
     return ctx
 
@@ -167,3 +215,28 @@ async def _seed_demo(app: web.Application) -> None:
     except HubError as exc:
         if exc.code != "agent_exists":
             raise
+    try:
+        await app[AGENTS].add(
+            settings.demo_editor_email, "Demo Editor", Role.EDITOR, settings.demo_agent_password
+        )
+    except HubError as exc:
+        if exc.code != "agent_exists":
+            raise
+    # In the background: the hub answers at once and the articles become searchable a moment
+    # later (importing and indexing them takes a second or two).
+    app[DEMO_FAQ_TASK] = asyncio.create_task(_seed_demo_faq(app), name="omnihub-demo-faq")
+
+
+async def _stop_demo_seed(app: web.Application) -> None:
+    if (seeding := app.get(DEMO_FAQ_TASK)) is not None:
+        seeding.cancel()
+        await asyncio.gather(seeding, return_exceptions=True)
+
+
+async def _seed_demo_faq(app: web.Application) -> None:
+    # Idempotent: a restart finds every article unchanged and writes nothing.
+    report = await kb_io.import_articles(app[ARTICLES], DEMO_FAQ, "jsonl", publish=True)
+    if not report.ok:
+        log.error("the demo FAQ has bad rows: %s", "; ".join(report.errors))
+    else:
+        log.info("demo FAQ: %s", report.summary())

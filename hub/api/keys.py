@@ -8,6 +8,7 @@ from hub.config import Settings
 from hub.http import Endpoint
 from hub.ports import EventBus
 from hub.services.agents import AgentService
+from hub.services.articles import ArticleService
 from hub.services.conversations import ConversationService
 from hub.services.outbox import Outbox
 from hub.storage import SqlStore
@@ -20,3 +21,4 @@ AGENTS = web.AppKey("agents", AgentService)
 OUTBOX = web.AppKey("outbox", Outbox)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 AGENT_SOCKETS = web.AppKey("agent_sockets", set[web.WebSocketResponse])
+ARTICLES = web.AppKey("articles", ArticleService)

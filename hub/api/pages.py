@@ -1,4 +1,4 @@
-"""The web pages: landing, demo page with the widget, agent inbox; static assets."""
+"""The web pages: landing, demo page with the widget, agent inbox, KB editor; static assets."""
 
 from __future__ import annotations
 
@@ -21,5 +21,6 @@ def routes() -> list[web.AbstractRouteDef]:
         _page("index.html"),
         _page("demo.html"),
         _page("inbox.html"),
+        _page("kb.html"),
         web.static("/static", STATIC_DIR),
     ]

@@ -110,7 +110,6 @@ def _load(uow: UnitOfWork, conversation_id: int, for_update: bool = False) -> Co
     return conv
 
 
-
 # --- units of work (run on a storage thread) ----------------------------------------------------
 
 

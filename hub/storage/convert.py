@@ -8,6 +8,10 @@ from hub.model import (
     AccessibilityNeed,
     AccessibilityProfile,
     Agent,
+    Article,
+    ArticleContent,
+    ArticleStatus,
+    ArticleVersion,
     Attachment,
     AuthorKind,
     Contact,
@@ -18,6 +22,9 @@ from hub.model import (
     Event,
     EventKind,
     Identity,
+    KbOutcome,
+    KbQuery,
+    KbSource,
     Message,
     Modality,
     Priority,
@@ -85,7 +92,6 @@ def conversation(row: Row) -> Conversation:
     )
 
 
-
 def conversation_values(src: Conversation) -> dict[str, Any]:
     """The mutable columns of a conversation row."""
     return {
@@ -135,4 +141,80 @@ def event(row: Row) -> Event:
 def agent(row: Row) -> Agent:
     return Agent(
         id=_id(row.id), email=row.email, name=row.name, role=Role(row.role), active=row.active
+    )
+
+
+# --- knowledge base ---------------------------------------------------------------------------
+
+
+def article_content(row: Row) -> ArticleContent:
+    return ArticleContent(
+        title=row.title,
+        body=row.body,
+        questions=tuple(row.questions),
+        short_answer=row.short_answer,
+        language=row.language,
+        tags=tuple(row.tags),
+    )
+
+
+def content_values(content: ArticleContent) -> dict[str, Any]:
+    return {
+        "title": content.title,
+        "body": content.body,
+        "questions": list(content.questions),
+        "short_answer": content.short_answer,
+        "language": content.language,
+        "tags": list(content.tags),
+    }
+
+
+def article(row: Row) -> Article:
+    return Article(
+        id=row.id,
+        content=article_content(row),
+        status=ArticleStatus(row.status),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        created_by=row.created_by,
+        updated_by=row.updated_by,
+    )
+
+
+def article_values(src: Article) -> dict[str, Any]:
+    """Every column of an article row."""
+    return {
+        "id": src.id,
+        **content_values(src.content),
+        "status": src.status.value,
+        "version": src.version,
+        "created_at": src.created_at,
+        "updated_at": src.updated_at,
+        "created_by": src.created_by,
+        "updated_by": src.updated_by,
+    }
+
+
+def article_version(row: Row) -> ArticleVersion:
+    return ArticleVersion(
+        article_id=row.article_id,
+        version=row.version,
+        content=article_content(row),
+        status=ArticleStatus(row.status),
+        author_id=row.author_id,
+        created_at=row.created_at,
+        changes=tuple(row.changes),
+    )
+
+
+def kb_query(row: Row) -> KbQuery:
+    return KbQuery(
+        text=row.text,
+        language=row.language,
+        top_article_id=row.top_article_id,
+        top_score=row.top_score,
+        outcome=KbOutcome(row.outcome),
+        source=KbSource(row.source),
+        created_at=row.created_at,
     )

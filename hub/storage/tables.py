@@ -150,4 +150,80 @@ class WebchatSessionRow(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+# --- knowledge base ---------------------------------------------------------------------------
+
+
+class ArticleRow(SQLModel, table=True):
+    """The current state of an article; `article_version` keeps every earlier one."""
+
+    __tablename__ = "article"
+    __table_args__ = (sa.Index("ix_article_status_language", "status", "language"),)
+    id: str = Field(primary_key=True, max_length=100)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    questions: list[str] = _json([])
+    short_answer: str | None = Field(default=None, max_length=300)
+    language: str = Field(max_length=8)
+    tags: list[str] = _json([])
+    status: str = Field(max_length=16)
+    version: int
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    created_by: int | None = Field(default=None, foreign_key="agent.id")
+    updated_by: int | None = Field(default=None, foreign_key="agent.id")
+
+
+class ArticleVersionRow(SQLModel, table=True):
+    __tablename__ = "article_version"
+    __table_args__ = (sa.UniqueConstraint("article_id", "version", name="uq_article_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: str = Field(foreign_key="article.id", max_length=100)
+    version: int
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    questions: list[str] = _json([])
+    short_answer: str | None = Field(default=None, max_length=300)
+    language: str = Field(max_length=8)
+    tags: list[str] = _json([])
+    status: str = Field(max_length=16)
+    author_id: int | None = Field(default=None, foreign_key="agent.id")
+    created_at: datetime = _ts()
+    changes: list[str] = _json([])
+
+
+class KbFeedbackRow(SQLModel, table=True):
+    """Answers to "was this helpful?" from the help center or a conversation."""
+
+    __tablename__ = "kb_feedback"
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: str = Field(foreign_key="article.id", max_length=100, index=True)
+    helpful: bool
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    created_at: datetime = _ts()
+
+
+class KbQueryRow(SQLModel, table=True):
+    """Questions asked; the escalated and unanswered ones make the content-gap report."""
+
+    __tablename__ = "kb_query"
+    __table_args__ = (sa.Index("ix_kb_query_outcome_created", "outcome", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(max_length=1000)
+    language: str | None = Field(default=None, max_length=8)
+    # No foreign key: the hit comes from the index, which may briefly lag the database.
+    top_article_id: str | None = Field(default=None, max_length=100)
+    top_score: float | None = None
+    outcome: str = Field(max_length=16)
+    source: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class KbSynonymRow(SQLModel, table=True):
+    """One group of words or phrases that mean the same (applied at query time)."""
+
+    __tablename__ = "kb_synonym"
+    id: int | None = Field(default=None, primary_key=True)
+    terms: list[str] = _json([])
+
+
 metadata = SQLModel.metadata

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from types import SimpleNamespace
@@ -11,8 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from hub.errors import HubError
 from hub.model import (
     Agent,
+    Article,
+    ArticleVersion,
     AuthorKind,
     Contact,
     Conversation,
@@ -22,19 +26,33 @@ from hub.model import (
     Event,
     EventKind,
     Identity,
+    KbOutcome,
+    KbQuery,
     Message,
     Role,
     utcnow,
 )
-from hub.ports import AgentSession, ConversationFilter, NewEvent, NewMessage, WebchatSession
+from hub.ports import (
+    AgentSession,
+    ArticleFilter,
+    ConversationFilter,
+    NewEvent,
+    NewMessage,
+    WebchatSession,
+)
 from hub.storage import convert
 from hub.storage.tables import (
     AgentRow,
     AgentSessionRow,
+    ArticleRow,
+    ArticleVersionRow,
     ContactIdentityRow,
     ContactRow,
     ConversationRow,
     EventRow,
+    KbFeedbackRow,
+    KbQueryRow,
+    KbSynonymRow,
     MessageRow,
     WebchatSessionRow,
 )
@@ -43,6 +61,7 @@ T_CONTACT = ContactRow.__table__  # type: ignore[attr-defined]
 T_CONVERSATION = ConversationRow.__table__  # type: ignore[attr-defined]
 T_MESSAGE = MessageRow.__table__  # type: ignore[attr-defined]
 T_EVENT = EventRow.__table__  # type: ignore[attr-defined]
+T_ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
 
 
 @functools.cache
@@ -457,3 +476,140 @@ class SqlUnitOfWork:
         if row is None or row.id is None:
             return None
         return WebchatSession(row.id, row.contact_id, row.conversation_id, row.address)
+
+    # --- knowledge base -----------------------------------------------------------------------
+
+    def agents(self, agent_ids: Collection[int]) -> dict[int, Agent]:
+        if not agent_ids:
+            return {}
+        rows = self.session.exec(select(AgentRow).where(col(AgentRow.id).in_(set(agent_ids))))
+        return {r.id: convert.agent(r) for r in rows if r.id is not None}
+
+    def article(self, article_id: str, *, for_update: bool = False) -> Article | None:
+        stmt = sa.select(T_ARTICLE).where(T_ARTICLE.c.id == article_id)
+        row = self.session.execute(stmt.with_for_update() if for_update else stmt).first()
+        return convert.article(row) if row else None
+
+    def articles(self, flt: ArticleFilter) -> list[Article]:
+        stmt = sa.select(T_ARTICLE)
+        if flt.status:
+            stmt = stmt.where(T_ARTICLE.c.status.in_([s.value for s in flt.status]))
+        if flt.language:
+            stmt = stmt.where(T_ARTICLE.c.language == flt.language)
+        if flt.text:
+            stmt = stmt.where(T_ARTICLE.c.title.icontains(flt.text, autoescape=True))
+        stmt = stmt.order_by(T_ARTICLE.c.updated_at.desc(), T_ARTICLE.c.id)
+        found = (convert.article(r) for r in self.session.execute(stmt))
+        if flt.tag:
+            # Tags are a JSON list; filtering here keeps one query for SQLite and PostgreSQL.
+            found = (a for a in found if flt.tag in a.content.tags)
+        return list(found if flt.limit is None else itertools.islice(found, flt.limit))
+
+    def add_article(self, article: Article) -> None:
+        if self.session.get(ArticleRow, article.id) is not None:
+            raise HubError(
+                f"an article with id {article.id!r} exists", code="duplicate_id", status=409
+            )
+        self.session.execute(sa.insert(T_ARTICLE).values(convert.article_values(article)))
+
+    def save_article(self, article: Article) -> None:
+        values = convert.article_values(article)
+        del values["id"], values["created_at"], values["created_by"]
+        result = self.session.connection().execute(
+            sa.update(T_ARTICLE).where(T_ARTICLE.c.id == article.id).values(values)
+        )
+        if result.rowcount != 1:
+            raise LookupError(f"article {article.id!r} vanished")
+
+    def add_article_version(self, version: ArticleVersion) -> None:
+        self.session.add(
+            ArticleVersionRow(
+                article_id=version.article_id,
+                version=version.version,
+                **convert.content_values(version.content),
+                status=version.status.value,
+                author_id=version.author_id,
+                created_at=version.created_at,
+                changes=list(version.changes),
+            )
+        )
+        self.session.flush()
+
+    def article_versions(self, article_id: str) -> list[ArticleVersion]:
+        rows = self.session.exec(
+            select(ArticleVersionRow)
+            .where(ArticleVersionRow.article_id == article_id)
+            .order_by(col(ArticleVersionRow.version).desc())
+        )
+        return [convert.article_version(r) for r in rows]
+
+    def article_version(self, article_id: str, version: int) -> ArticleVersion | None:
+        row = self.session.exec(
+            select(ArticleVersionRow).where(
+                ArticleVersionRow.article_id == article_id, ArticleVersionRow.version == version
+            )
+        ).first()
+        return convert.article_version(row) if row else None
+
+    def add_kb_feedback(
+        self, article_id: str, helpful: bool, conversation_id: int | None, now: datetime
+    ) -> None:
+        self.session.add(
+            KbFeedbackRow(
+                article_id=article_id,
+                helpful=helpful,
+                conversation_id=conversation_id,
+                created_at=now,
+            )
+        )
+
+    def kb_feedback_counts(self, article_ids: Collection[str]) -> dict[str, tuple[int, int]]:
+        if not article_ids:
+            return {}
+        helpful = col(KbFeedbackRow.helpful)
+        rows = self.session.execute(
+            sa.select(
+                col(KbFeedbackRow.article_id),
+                sa.func.count().filter(helpful.is_(True)),
+                sa.func.count().filter(helpful.is_(False)),
+            )
+            .where(col(KbFeedbackRow.article_id).in_(set(article_ids)))
+            .group_by(col(KbFeedbackRow.article_id))
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def add_kb_query(self, query: KbQuery) -> None:
+        self.session.add(
+            KbQueryRow(
+                text=query.text,
+                language=query.language,
+                top_article_id=query.top_article_id,
+                top_score=query.top_score,
+                outcome=query.outcome.value,
+                source=query.source.value,
+                created_at=query.created_at,
+            )
+        )
+
+    def kb_queries(
+        self, outcomes: Collection[KbOutcome], since: datetime, limit: int
+    ) -> list[KbQuery]:
+        rows = self.session.exec(
+            select(KbQueryRow)
+            .where(
+                col(KbQueryRow.outcome).in_([o.value for o in outcomes]),
+                col(KbQueryRow.created_at) >= since,
+            )
+            .order_by(col(KbQueryRow.created_at).desc(), col(KbQueryRow.id).desc())
+            .limit(limit)
+        )
+        return [convert.kb_query(r) for r in rows]
+
+    def kb_synonyms(self) -> list[list[str]]:
+        rows = self.session.exec(select(KbSynonymRow).order_by(col(KbSynonymRow.id)))
+        return [list(r.terms) for r in rows]
+
+    def set_kb_synonyms(self, groups: Sequence[Sequence[str]]) -> None:
+        self.session.execute(sa.delete(KbSynonymRow))
+        self.session.add_all(KbSynonymRow(terms=list(g)) for g in groups)
+        self.session.flush()

@@ -1,0 +1,200 @@
+"""Knowledge-base speed: index build and query latency, against SQLite FTS5 on the same data.
+
+    .venv/bin/python bench/kb_speed.py [--articles 10000] [--queries 1000] [--semantic]
+
+Corpus (deterministic, `--seed`): `--articles` English articles generated from a fixed
+vocabulary of 3,000 made-up words drawn with a Zipf-like distribution plus 300 topic
+words; each has a 4–10 word title, 3–10 alternate questions of 5–16 words and a body of
+2–5 paragraphs of 3–6 sentences (8–20 words each). Queries: `--queries` questions built
+like alternate questions from a random article's topic words and common words, so most
+share a few terms with several articles.
+
+Measured, in one run:
+* build_s: `rebuild` of the whole corpus into a fresh index (the BM25 index; with
+  `--semantic` the vector stage too, also reported alone as semantic_build_s);
+* p50/p95 of `search(query, limit=10)` over the queries, one at a time after one warm-up
+  pass over 50 of them (the BM25 stage alone, or the whole search with `--semantic`);
+* the same corpus in an SQLite FTS5 table (title, questions, body; porter unicode61), built
+  in one transaction, and the same queries as an OR of their words ranked by
+  `bm25(kb, 2.5, 1.5, 0.5)` (our field weights) with LIMIT 10;
+* ratio = our p95 / FTS5 p95; upsert_s: one article replaced in the full index.
+Targets: BM25 p95 <= 3x FTS5, whole search p95 <= 25 ms, rebuild <= 15 s. Figures only:
+nothing is asserted. The last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import percentile
+
+from hub.ports import KbArticle
+from kb import WhooshKnowledgeIndex, open_index
+
+COMMON = (
+    "how do i can my the a to is it card account money pay payment transfer bank app why "
+    "what when where not still help please need want get make change new send receive "
+    "charge fee limit order statement balance open close cancel check"
+).split()
+_SYLLABLES = "ka ri to mo sa le un pe di va lo ne ti ro ba mi ze fu go ha".split()
+
+
+def _vocabulary(rng: random.Random, n: int) -> list[str]:
+    words: set[str] = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+class Corpus:
+    """The generated articles and queries (same seed, same corpus)."""
+
+    def __init__(self, n_articles: int, n_queries: int, seed: int) -> None:
+        rng = random.Random(seed)
+        vocab = _vocabulary(rng, 3000)
+        topics = _vocabulary(random.Random(seed + 1), 300)
+        weights = [1 / (i + 1) for i in range(len(vocab))]
+
+        def words(k: int, topic: list[str], topical: float) -> str:
+            out = []
+            for _ in range(k):
+                r = rng.random()
+                if r < topical:
+                    out.append(rng.choice(topic))
+                elif r < topical + 0.35:
+                    out.append(rng.choice(COMMON))
+                else:
+                    out.append(rng.choices(vocab, weights)[0])
+            return " ".join(out)
+
+        self.articles: list[KbArticle] = []
+        self.topics: list[list[str]] = []
+        for i in range(n_articles):
+            topic = rng.sample(topics, 3)
+            self.topics.append(topic)
+            body = "\n\n".join(
+                " ".join(
+                    words(rng.randint(8, 20), topic, 0.1).capitalize() + "."
+                    for _ in range(rng.randint(3, 6))
+                )
+                for _ in range(rng.randint(2, 5))
+            )
+            self.articles.append(
+                KbArticle(
+                    id=f"gen-{i:05d}",
+                    language="en",
+                    title=words(rng.randint(4, 10), topic, 0.4).capitalize(),
+                    body=body,
+                    questions=tuple(
+                        words(rng.randint(5, 16), topic, 0.25).capitalize() + "?"
+                        for _ in range(rng.randint(3, 10))
+                    ),
+                )
+            )
+        self.queries = [
+            words(rng.randint(3, 12), self.topics[rng.randrange(n_articles)], 0.3) + "?"
+            for _ in range(n_queries)
+        ]
+
+
+def _timed(fn: Any, queries: Sequence[str]) -> list[float]:
+    for q in queries[:50]:
+        fn(q)
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        fn(q)
+        out.append((time.perf_counter() - t0) * 1000)
+    return sorted(out)
+
+
+def bench_fts5(corpus: Corpus, directory: Path) -> tuple[float, list[float]]:
+    """Build time and sorted latencies (ms) of the same corpus and queries in FTS5."""
+    db = sqlite3.connect(directory / "fts5.db")
+    db.execute(
+        "CREATE VIRTUAL TABLE kb USING fts5(id UNINDEXED, title, questions, body,"
+        " tokenize='porter unicode61')"
+    )
+    started = time.perf_counter()
+    with db:
+        db.executemany(
+            "INSERT INTO kb VALUES (?, ?, ?, ?)",
+            [(a.id, a.title, "\n".join(a.questions), a.body) for a in corpus.articles],
+        )
+    build_s = time.perf_counter() - started
+
+    def search(query: str) -> list[Any]:
+        words = re.findall(r"\w+", query.lower())
+        match = " OR ".join(f'"{w}"' for w in words)
+        return db.execute(
+            "SELECT id, bm25(kb, 0, 2.5, 1.5, 0.5) AS s FROM kb WHERE kb MATCH ?"
+            " ORDER BY s LIMIT 10",
+            (match,),
+        ).fetchall()
+
+    latencies = _timed(search, corpus.queries)
+    db.close()
+    return build_s, latencies
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--seed", type=int, default=77)
+    parser.add_argument("--semantic", action=argparse.BooleanOptionalAction, default=False)
+    args = parser.parse_args(argv)
+
+    corpus = Corpus(args.articles, args.queries, args.seed)
+    figures: dict[str, Any] = {"bench": "kb_speed", "articles": args.articles}
+    with tempfile.TemporaryDirectory(prefix="kb-speed-") as tmp:
+        root = Path(tmp)
+        bm25 = WhooshKnowledgeIndex(root / "bm25")
+        started = time.perf_counter()
+        bm25.rebuild(corpus.articles)
+        figures["build_s"] = round(time.perf_counter() - started, 2)
+        lat = _timed(lambda q: bm25.search(q), corpus.queries)
+        figures["p50_ms"] = round(percentile(lat, 50) or 0, 2)
+        figures["p95_ms"] = round(percentile(lat, 95) or 0, 2)
+        started = time.perf_counter()
+        bm25.upsert([corpus.articles[len(corpus.articles) // 2]])
+        figures["upsert_s"] = round(time.perf_counter() - started, 2)
+        bm25.close()
+
+        fts_build, fts_lat = bench_fts5(corpus, root)
+        figures["fts5_build_s"] = round(fts_build, 2)
+        figures["fts5_p50_ms"] = round(percentile(fts_lat, 50) or 0, 2)
+        figures["fts5_p95_ms"] = round(percentile(fts_lat, 95) or 0, 3)
+        figures["ratio"] = round(figures["p95_ms"] / max(figures["fts5_p95_ms"], 1e-6), 2)
+
+        if args.semantic:
+            full = open_index(root / "full", semantic=True)
+            started = time.perf_counter()
+            full.rebuild(corpus.articles)
+            figures["semantic_build_s"] = round(time.perf_counter() - started, 2)
+            lat = _timed(lambda q: full.search(q), corpus.queries)
+            figures["semantic_p50_ms"] = round(percentile(lat, 50) or 0, 2)
+            figures["semantic_p95_ms"] = round(percentile(lat, 95) or 0, 2)
+
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        if key != "bench":
+            print(f"{key:<{width + 2}}{value}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

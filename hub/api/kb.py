@@ -1,0 +1,270 @@
+"""Knowledge-base endpoints for signed-in staff (thin: parse, check access, call the service).
+
+Everyone signed in reads and searches; only editors and admins change articles or synonyms.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api import kb_models as m
+from hub.api.auth import current_session
+from hub.api.keys import ARTICLES
+from hub.errors import Forbidden, InvalidRequest
+from hub.http import Handler, endpoint, json_response, read_json, read_query
+from hub.model import ArticleStatus, KbSource, Role, article_language
+from hub.ports import AgentSession, ArticleFilter
+from hub.services.articles import ArticleInput
+
+EDITORS = frozenset({Role.EDITOR, Role.ADMIN})
+TAGS = ("knowledge base",)
+
+
+async def editor_session(request: web.Request) -> AgentSession:
+    """The signed-in agent's session if they may change the knowledge base, else 403."""
+    session = await current_session(request)
+    if session.agent.role not in EDITORS:
+        raise Forbidden("only editors and admins may change the knowledge base")
+    return session
+
+
+def article_id(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+def _version(request: web.Request) -> int:
+    raw = request.match_info["n"]
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidRequest(f"not a version number: {raw!r}")
+    return int(raw)
+
+
+async def _article(request: web.Request, status: int = 200) -> web.Response:
+    view = await request.app[ARTICLES].get(article_id(request))
+    return json_response(m.article_out(view), status=status)
+
+
+@endpoint(
+    "GET",
+    "/api/kb/articles",
+    "List articles, most recently changed first",
+    tags=TAGS,
+    query=m.ListQuery,
+    response=m.ArticleList,
+    errors=(401, 422),
+    auth="agent",
+)
+async def list_articles(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    q = read_query(request, m.ListQuery)
+    flt = ArticleFilter(
+        status=(ArticleStatus(q.status),) if q.status else (),
+        language=article_language(q.language) if q.language else None,
+        tag=q.tag.strip().lower() if q.tag else None,
+        text=q.q.strip() or None if q.q else None,
+        limit=q.limit,
+    )
+    views = await request.app[ARTICLES].summaries(flt)
+    return json_response(m.ArticleList(articles=[m.article_summary(v) for v in views]))
+
+
+@endpoint(
+    "POST",
+    "/api/kb/articles",
+    "Create an article (a draft at version 1)",
+    tags=TAGS,
+    body=m.CreateArticle,
+    response=m.ArticleOut,
+    status=201,
+    errors=(400, 401, 403, 409, 413, 422),
+    auth="agent",
+)
+async def create_article(request: web.Request) -> web.StreamResponse:
+    session = await editor_session(request)
+    req = await read_json(request, m.CreateArticle)
+    item = ArticleInput(req.content(), req.id)
+    article = await request.app[ARTICLES].create(item, session.agent.id)
+    view = await request.app[ARTICLES].get(article.id)
+    return json_response(m.article_out(view), status=201)
+
+
+@endpoint(
+    "GET",
+    "/api/kb/articles/{id}",
+    "An article with its rendered body and feedback counts",
+    tags=TAGS,
+    response=m.ArticleOut,
+    errors=(401, 404),
+    auth="agent",
+)
+async def get_article(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    return await _article(request)
+
+
+@endpoint(
+    "PUT",
+    "/api/kb/articles/{id}",
+    "Save new content; `version` must be the current one (else 409 version_conflict)",
+    tags=TAGS,
+    body=m.UpdateArticle,
+    response=m.ArticleOut,
+    errors=(400, 401, 403, 404, 409, 413, 422),
+    auth="agent",
+)
+async def update_article(request: web.Request) -> web.StreamResponse:
+    session = await editor_session(request)
+    req = await read_json(request, m.UpdateArticle)
+    await request.app[ARTICLES].update(
+        article_id(request), req.content(), req.version, session.agent.id
+    )
+    return await _article(request)
+
+
+@endpoint(
+    "POST",
+    "/api/kb/articles/{id}/status",
+    "Move through the workflow: draft, in_review, published, archived",
+    tags=TAGS,
+    body=m.StatusChange,
+    response=m.ArticleOut,
+    errors=(400, 401, 403, 404, 409, 422),
+    auth="agent",
+)
+async def change_status(request: web.Request) -> web.StreamResponse:
+    session = await editor_session(request)
+    req = await read_json(request, m.StatusChange)
+    await request.app[ARTICLES].set_status(
+        article_id(request), ArticleStatus(req.status), session.agent.id
+    )
+    return await _article(request)
+
+
+@endpoint(
+    "GET",
+    "/api/kb/articles/{id}/versions",
+    "The article's versions, newest first",
+    tags=TAGS,
+    response=m.VersionList,
+    errors=(401, 404),
+    auth="agent",
+)
+async def list_versions(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    views = await request.app[ARTICLES].versions(article_id(request))
+    return json_response(m.VersionList(versions=[m.version_summary(v) for v in views]))
+
+
+@endpoint(
+    "GET",
+    "/api/kb/articles/{id}/versions/{n}",
+    "One version's snapshot, in the article's shape",
+    tags=TAGS,
+    response=m.ArticleOut,
+    errors=(400, 401, 404),
+    auth="agent",
+)
+async def get_version(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    service = request.app[ARTICLES]
+    view = await service.version(article_id(request), _version(request))
+    current = await service.get(article_id(request))
+    return json_response(m.snapshot_out(current.article, view))
+
+
+@endpoint(
+    "POST",
+    "/api/kb/articles/{id}/versions/{n}/restore",
+    "Make an old version's content current again (as a new version)",
+    tags=TAGS,
+    body=m.Empty,
+    response=m.ArticleOut,
+    errors=(400, 401, 403, 404),
+    auth="agent",
+)
+async def restore_version(request: web.Request) -> web.StreamResponse:
+    session = await editor_session(request)
+    await read_json(request, m.Empty)
+    await request.app[ARTICLES].restore(article_id(request), _version(request), session.agent.id)
+    return await _article(request)
+
+
+@endpoint(
+    "GET",
+    "/api/kb/search",
+    "Search published articles the way the bot does (the question is recorded)",
+    tags=TAGS,
+    query=m.SearchQuery,
+    response=m.SearchOut,
+    errors=(401, 422),
+    auth="agent",
+)
+async def search(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    q = read_query(request, m.SearchQuery)
+    result = await request.app[ARTICLES].search(q.q, q.lang, q.limit, KbSource.CONSOLE)
+    return json_response(m.search_out(result))
+
+
+@endpoint(
+    "GET",
+    "/api/kb/gaps",
+    "Content gaps: escalated or unanswered questions, similar ones grouped",
+    tags=TAGS,
+    query=m.GapQuery,
+    response=m.GapReport,
+    errors=(401, 422),
+    auth="agent",
+)
+async def gaps(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    q = read_query(request, m.GapQuery)
+    groups = await request.app[ARTICLES].gaps(q.days)
+    return json_response(m.GapReport(groups=[m.gap_out(g) for g in groups]))
+
+
+@endpoint(
+    "GET",
+    "/api/kb/synonyms",
+    "Synonym groups applied to searches",
+    tags=TAGS,
+    response=m.Synonyms,
+    errors=(401,),
+    auth="agent",
+)
+async def get_synonyms(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    return json_response(m.Synonyms(groups=await request.app[ARTICLES].synonyms()))
+
+
+@endpoint(
+    "PUT",
+    "/api/kb/synonyms",
+    "Replace the synonym groups (takes effect at once, no reindex)",
+    tags=TAGS,
+    body=m.Synonyms,
+    response=m.Synonyms,
+    errors=(400, 401, 403, 413, 422),
+    auth="agent",
+)
+async def put_synonyms(request: web.Request) -> web.StreamResponse:
+    session = await editor_session(request)
+    req = await read_json(request, m.Synonyms)
+    groups = await request.app[ARTICLES].set_synonyms(req.groups, session.agent.id)
+    return json_response(m.Synonyms(groups=groups))
+
+
+HANDLERS: list[Handler] = [
+    list_articles,
+    create_article,
+    get_article,
+    update_article,
+    change_status,
+    list_versions,
+    get_version,
+    restore_version,
+    search,
+    gaps,
+    get_synonyms,
+    put_synonyms,
+]

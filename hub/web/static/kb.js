@@ -1,0 +1,1230 @@
+/*
+ * omnihub knowledge-base editor (issue #3). Contract: docs/api.md ("Knowledge base").
+ * Plain ES2020, no build step. User text only ever reaches the DOM through textContent;
+ * server HTML (article previews, search highlights) is rebuilt node by node from an
+ * allow-list, never assigned with innerHTML.
+ */
+(() => {
+  "use strict";
+
+  const STRINGS = {
+    en: {
+      title: "omnihub knowledge base", kb: "Knowledge base", inboxLink: "Inbox",
+      skip: "Skip to content", language: "Language", signOut: "Sign out", signInTitle: "Sign in",
+      email: "Email", password: "Password", signIn: "Sign in",
+      invalidLogin: "Invalid email or password.", loginFailed: "Could not sign in right now. Please try again.",
+      readOnlyBanner: "Read-only: you can read articles and test the bot; only editors can change them.",
+      sections: "Sections", tabArticles: "Articles", tabConsole: "Test the bot", tabGaps: "Content gaps",
+      tabSynonyms: "Synonyms", articleList: "Articles", filterText: "Search titles and text",
+      filterStatus: "Status", filterLanguage: "Language", any: "Any", newArticle: "New article",
+      noArticles: "No articles match.", selectArticle: "Select an article, or create a new one.",
+      status_draft: "Draft", status_in_review: "In review", status_published: "Published",
+      status_archived: "Archived", lang_en: "English", lang_zh: "Chinese",
+      articleId: "Article ID (optional)",
+      articleIdHint: "No spaces, “/” or “\\”; made from the title when left empty.",
+      fieldTitle: "Title", fieldLanguage: "Language", fieldTags: "Tags", tagsHint: "Separate tags with commas.",
+      fieldQuestions: "Alternate questions",
+      questionsHint: "How customers actually ask. Enter in a question adds another one.",
+      addQuestion: "Add question", question: "Question", questionN: "Alternate question {n}",
+      remove: "Remove", removeQuestionN: "Remove alternate question {n}",
+      fieldShortAnswer: "Short answer", shortHint: "What the bot says in chat; the full article is linked after it.",
+      shortCount: "{n} of {max} characters", fieldBody: "Body (Markdown)", actions: "Actions",
+      save: "Save", unsaved: "Unsaved changes", preview: "Preview (as saved)",
+      previewStale: "The preview shows the last saved version; save to update it.",
+      previewNew: "Save the article to see how it will look.",
+      history: "Version history", historyNew: "The history starts with the first save.",
+      newArticleHeading: "New article", versionN: "Version {n}", updatedBy: "Updated {time} by {name}",
+      updatedAt: "Updated {time}",
+      to_in_review: "Submit for review", to_published: "Publish", to_archived: "Archive",
+      to_draft: "Back to draft",
+      view: "View", restore: "Restore", viewVersionN: "View version {n}", restoreVersionN: "Restore version {n}",
+      current: "current", byName: "by {name}", changed: "Changed: {fields}", close: "Close",
+      versionViewTitle: "Version {n} ({status}), read-only",
+      field_title: "title", field_body: "body", field_questions: "alternate questions",
+      field_short_answer: "short answer", field_language: "language", field_tags: "tags",
+      field_status: "status", field_id: "ID",
+      feedback: "Helpful {up} · Not helpful {down}",
+      created: "Created the draft “{title}” (version 1).", saved: "Saved “{title}”: version {n}.",
+      statusNow: "“{title}” is now {status}.", restored: "Restored version {old}; it is now version {n}.",
+      noChanges: "Nothing to save.", titleRequired: "Enter a title first.",
+      conflict:
+        "Someone else saved this article while you were editing. " +
+        "Reload to see their version; your unsaved changes will be lost.",
+      reload: "Reload article", reloaded: "Reloaded the latest version.",
+      invalidTransition: "That status change is not allowed any more; the article has changed. Reload it.",
+      forbidden: "Your role cannot make this change.", notFound: "That no longer exists.",
+      invalidInput: "Please check the form: {detail}", actionFailed: "That did not work: {detail}",
+      discardQuestion: "You have unsaved changes. Discard them?", discard: "Discard changes",
+      keepEditing: "Keep editing",
+      consoleIntro: "Ask like a customer would and see which published article the bot would answer with.",
+      ask: "Ask", botAnswers: "The bot would answer with “{title}”.",
+      botEscalates: "The bot would not answer: it would hand the customer over to an agent.",
+      noHits: "No published article matches.", didYouMean: "Did you mean “{text}”?",
+      searchSuggestion: "Search for “{text}”", score: "score {score}", openArticle: "Open in editor",
+      answerMark: "Bot's answer", hitsLabel: "Matching articles",
+      gapsIntro: "Questions the bot could not answer, grouped by similarity, most frequent first.",
+      period: "Period", days7: "Last 7 days", days30: "Last 30 days", days90: "Last 90 days",
+      refresh: "Refresh", noGaps: "No unanswered questions in this period.",
+      askedTimes: "Asked {count} times · last {time}", createFromGap: "Create article from this",
+      createFromGapLabel: "Create article from “{text}”",
+      gapDraft: "New draft from the content gap “{text}”: review it and save.",
+      synonymsLabel: "Synonym groups",
+      synonymsHint: "One group per line, words or phrases separated by commas, e.g. refund, reimbursement.",
+      saveSynonyms: "Save synonyms", synonymsSaved: "Saved {count} synonym groups.",
+      synonymsShort: "Line {line} needs at least two words or phrases.",
+    },
+    "zh-CN": {
+      title: "omnihub 知识库", kb: "知识库", inboxLink: "收件箱",
+      skip: "跳到内容", language: "语言", signOut: "退出登录", signInTitle: "登录",
+      email: "邮箱", password: "密码", signIn: "登录",
+      invalidLogin: "邮箱或密码错误。", loginFailed: "暂时无法登录，请重试。",
+      readOnlyBanner: "只读：您可以阅读文章和测试机器人，只有编辑可以修改文章。",
+      sections: "栏目", tabArticles: "文章", tabConsole: "测试机器人", tabGaps: "内容缺口",
+      tabSynonyms: "同义词", articleList: "文章", filterText: "搜索标题和正文",
+      filterStatus: "状态", filterLanguage: "语言", any: "全部", newArticle: "新建文章",
+      noArticles: "没有符合条件的文章。", selectArticle: "请选择一篇文章，或新建一篇。",
+      status_draft: "草稿", status_in_review: "审核中", status_published: "已发布",
+      status_archived: "已归档", lang_en: "英文", lang_zh: "中文",
+      articleId: "文章 ID（可选）",
+      articleIdHint: "不能含空格、“/”或“\\”；留空则根据标题生成。",
+      fieldTitle: "标题", fieldLanguage: "语言", fieldTags: "标签", tagsHint: "多个标签用逗号分隔。",
+      fieldQuestions: "相似问法",
+      questionsHint: "客户实际的提问方式。在问题中按 Enter 可再添加一个。",
+      addQuestion: "添加问法", question: "问题", questionN: "相似问法 {n}",
+      remove: "删除", removeQuestionN: "删除相似问法 {n}",
+      fieldShortAnswer: "简短回答", shortHint: "机器人在聊天中发送的内容，后面附上完整文章的链接。",
+      shortCount: "{n} / {max} 个字符", fieldBody: "正文（Markdown）", actions: "操作",
+      save: "保存", unsaved: "有未保存的更改", preview: "预览（已保存版本）",
+      previewStale: "预览显示的是上次保存的版本；保存后更新。",
+      previewNew: "保存文章后即可预览。",
+      history: "版本历史", historyNew: "第一次保存后开始记录历史。",
+      newArticleHeading: "新建文章", versionN: "第 {n} 版", updatedBy: "{name} 于 {time} 更新",
+      updatedAt: "更新于 {time}",
+      to_in_review: "提交审核", to_published: "发布", to_archived: "归档",
+      to_draft: "退回草稿",
+      view: "查看", restore: "恢复", viewVersionN: "查看第 {n} 版", restoreVersionN: "恢复第 {n} 版",
+      current: "当前", byName: "作者：{name}", changed: "修改了：{fields}", close: "关闭",
+      versionViewTitle: "第 {n} 版（{status}），只读",
+      field_title: "标题", field_body: "正文", field_questions: "相似问法",
+      field_short_answer: "简短回答", field_language: "语言", field_tags: "标签",
+      field_status: "状态", field_id: "ID",
+      feedback: "有帮助 {up} · 没帮助 {down}",
+      created: "已创建草稿“{title}”（第 1 版）。", saved: "已保存“{title}”：第 {n} 版。",
+      statusNow: "“{title}”现在的状态：{status}。", restored: "已恢复第 {old} 版，现为第 {n} 版。",
+      noChanges: "没有需要保存的更改。", titleRequired: "请先填写标题。",
+      conflict: "在您编辑期间，其他人已保存了这篇文章。重新加载可查看其版本，您未保存的更改将丢失。",
+      reload: "重新加载文章", reloaded: "已加载最新版本。",
+      invalidTransition: "此状态变更已不可用，文章已被修改。请重新加载。",
+      forbidden: "您的角色无权进行此修改。", notFound: "该内容已不存在。",
+      invalidInput: "请检查表单：{detail}", actionFailed: "操作失败：{detail}",
+      discardQuestion: "有未保存的更改，要放弃吗？", discard: "放弃更改",
+      keepEditing: "继续编辑",
+      consoleIntro: "像客户一样提问，看看机器人会用哪篇已发布的文章回答。",
+      ask: "提问", botAnswers: "机器人会用“{title}”回答。",
+      botEscalates: "机器人不会回答：会把客户转给人工客服。",
+      noHits: "没有匹配的已发布文章。", didYouMean: "您是不是要找“{text}”？",
+      searchSuggestion: "搜索“{text}”", score: "得分 {score}", openArticle: "在编辑器中打开",
+      answerMark: "机器人的回答", hitsLabel: "匹配的文章",
+      gapsIntro: "机器人未能回答的问题，按相似度分组，最常见的在前。",
+      period: "时间范围", days7: "最近 7 天", days30: "最近 30 天", days90: "最近 90 天",
+      refresh: "刷新", noGaps: "这段时间没有未回答的问题。",
+      askedTimes: "被问 {count} 次 · 最近 {time}", createFromGap: "据此创建文章",
+      createFromGapLabel: "根据“{text}”创建文章",
+      gapDraft: "已根据内容缺口“{text}”新建草稿：请检查后保存。",
+      synonymsLabel: "同义词组",
+      synonymsHint: "每行一组，词语之间用逗号分隔，例如：退款, 退钱。",
+      saveSynonyms: "保存同义词", synonymsSaved: "已保存 {count} 组同义词。",
+      synonymsShort: "第 {line} 行至少需要两个词。",
+    },
+  };
+
+  const LANG_KEY = "omnihub.kb.lang";
+  const INBOX_LANG_KEY = "omnihub.inbox.lang"; // follow the agent's inbox choice until they pick here
+  const EDITOR_ROLES = ["editor", "admin"];
+  // Mirrors the server's workflow; the server still decides (409 invalid_transition).
+  const TRANSITIONS = {
+    draft: ["in_review", "published"],
+    in_review: ["draft", "published"],
+    published: ["archived", "draft"],
+    archived: ["draft"],
+  };
+  const TABS = ["articles", "console", "gaps", "synonyms"];
+  const FILTER_DELAY_MS = 250;
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    lang: initialLanguage(),
+    agent: null,
+    csrf: null,
+    canEdit: false,
+    tab: "articles",
+    articles: [],
+    listSeq: 0,
+    filterTimer: null,
+    article: null, // the article as last loaded or saved; null while a new one is unsaved
+    editing: false, // the form is showing an article (existing or new)
+    baseline: "", // the form's values when loaded or saved: differs => unsaved changes
+    versions: [],
+    busy: false,
+    loginErrorKey: null,
+    notice: null, // {kind, key, vars, actions} so a language switch can redraw it
+    lastSearch: null,
+    gaps: [],
+  };
+
+  /* ---------- i18n ---------- */
+
+  function initialLanguage() {
+    for (const key of [LANG_KEY, INBOX_LANG_KEY]) {
+      try {
+        const saved = localStorage.getItem(key);
+        if (saved && STRINGS[saved]) return saved;
+      } catch (_) {
+        break;
+      }
+    }
+    return /^zh/i.test(navigator.language || "") ? "zh-CN" : "en";
+  }
+
+  function t(key, vars) {
+    let text = STRINGS[state.lang][key] ?? STRINGS.en[key] ?? key;
+    for (const [name, value] of Object.entries(vars || {})) text = text.split(`{${name}}`).join(value);
+    return text;
+  }
+
+  function labelFor(prefix, value) {
+    const key = prefix + value;
+    return STRINGS.en[key] ? t(key) : String(value || "").replace(/_/g, " ");
+  }
+
+  function applyStaticTexts() {
+    document.documentElement.lang = state.lang;
+    document.title = t("title");
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+    for (const node of document.querySelectorAll("[data-i18n-label]")) {
+      node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+    }
+    for (const btn of document.querySelectorAll(".lang-switch button")) {
+      btn.setAttribute("aria-pressed", String(btn.dataset.lang === state.lang));
+    }
+    if (state.loginErrorKey) $("login-error").textContent = t(state.loginErrorKey);
+  }
+
+  function setLanguage(lang) {
+    state.lang = lang;
+    try {
+      localStorage.setItem(LANG_KEY, lang);
+    } catch (_) {
+      /* the choice just does not survive a reload */
+    }
+    applyStaticTexts();
+    if (!state.agent) return;
+    renderList();
+    if (state.editing) {
+      renderEditorChrome();
+      if (!state.article) renderPreview(); // its placeholder text is translated
+    }
+    renderQuestionLabels();
+    updateCounter();
+    renderVersions();
+    if (state.lastSearch) renderSearch(state.lastSearch);
+    renderGaps();
+    if (state.notice) notify(state.notice.kind, state.notice.key, state.notice.vars, state.notice.actions);
+  }
+
+  function formatTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    return date.toLocaleString(state.lang, {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  /* ---------- HTTP ---------- */
+
+  class ApiError extends Error {
+    constructor(status, code, detail) {
+      super(detail || code);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") {
+      headers["Content-Type"] = "application/json";
+      if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+    }
+    const res = await fetch(path, {
+      method,
+      headers,
+      body: method === "GET" ? undefined : JSON.stringify(body || {}),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    let data = null;
+    if (res.status !== 204) {
+      try {
+        data = await res.json();
+      } catch (_) {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      // The hub wraps errors as {"error": {code, detail}}; accept a bare {code, detail} too.
+      const err = (data && (data.error || data)) || {};
+      if (res.status === 401 && state.agent && !path.startsWith("/api/auth/")) sessionLost();
+      const detail = typeof err.detail === "string" ? err.detail : res.statusText;
+      throw new ApiError(res.status, err.code || "http_" + res.status, detail);
+    }
+    return data;
+  }
+
+  const enc = encodeURIComponent;
+  const query = (params) =>
+    Object.entries(params)
+      .filter(([, v]) => v !== "" && v !== null && v !== undefined)
+      .map(([k, v]) => `${k}=${enc(v)}`)
+      .join("&");
+
+  /* ---------- DOM helpers ---------- */
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key === "onclick") node.addEventListener("click", value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  function showError(id, text) {
+    $(id).textContent = text || "";
+    $(id).hidden = !text;
+  }
+
+  /**
+   * Says `key` in the live region. `actions` ([{key, run, testid}]) become buttons next to
+   * it, outside the region, so screen readers announce the message without the buttons.
+   */
+  function notify(kind, key, vars, actions) {
+    state.notice = { kind, key, vars, actions };
+    $("notice").dataset.kind = kind;
+    $("notice-text").textContent = t(key, vars);
+    const buttons = (actions || []).map((a) =>
+      el("button", {
+        type: "button",
+        class: "btn btn-secondary btn-small",
+        "data-testid": a.testid,
+        text: t(a.key),
+        onclick: () => {
+          clearNotice();
+          a.run();
+        },
+      }),
+    );
+    $("notice-actions").replaceChildren(...buttons);
+    return buttons;
+  }
+
+  function clearNotice() {
+    state.notice = null;
+    $("notice").dataset.kind = "none";
+    $("notice-text").textContent = "";
+    $("notice-actions").replaceChildren();
+  }
+
+  function notifyError(err, retry) {
+    const reload = [{ key: "reload", run: reloadArticle, testid: "reload-btn" }];
+    const detail = { detail: err.message || String(err) };
+    if (!(err instanceof ApiError)) return notify("error", "actionFailed", detail);
+    if (err.code === "version_conflict") return notify("error", "conflict", null, reload);
+    if (err.code === "invalid_transition") return notify("error", "invalidTransition", null, reload);
+    if (err.status === 403 && err.code !== "csrf_failed") return notify("error", "forbidden");
+    if (err.status === 404) return notify("error", "notFound");
+    if (err.status === 422 || err.status === 400) return notify("error", "invalidInput", detail);
+    return notify("error", "actionFailed", detail, retry ? [{ key: "refresh", run: retry }] : null);
+  }
+
+  /* ---------- server HTML, rebuilt safely ---------- */
+
+  const KEEP_TAGS = new Set([
+    "P", "BR", "HR", "H1", "H2", "H3", "H4", "H5", "H6", "STRONG", "B", "EM", "I", "U", "S", "DEL",
+    "INS", "CODE", "PRE", "KBD", "BLOCKQUOTE", "UL", "OL", "LI", "A", "IMG", "TABLE", "THEAD", "TBODY",
+    "TFOOT", "TR", "TH", "TD", "SPAN", "DIV", "SUP", "SUB", "DL", "DT", "DD", "MARK", "SMALL",
+  ]);
+  // Dropped with everything inside; any other unknown element is unwrapped to its text.
+  const DROP_TAGS = new Set([
+    "SCRIPT", "STYLE", "IFRAME", "FRAME", "OBJECT", "EMBED", "TEMPLATE", "NOSCRIPT", "SVG", "MATH",
+    "FORM", "INPUT", "BUTTON", "TEXTAREA", "SELECT", "LINK", "META", "BASE", "AUDIO", "VIDEO", "CANVAS",
+  ]);
+
+  function safeUrl(value, protocols) {
+    try {
+      const url = new URL(value, location.origin);
+      return protocols.includes(url.protocol) ? url.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function copySafe(source, target) {
+    for (const node of source.childNodes) {
+      if (node.nodeType === Node.TEXT_NODE) {
+        target.append(document.createTextNode(node.data));
+        continue;
+      }
+      if (node.nodeType !== Node.ELEMENT_NODE || DROP_TAGS.has(node.tagName)) continue;
+      if (!KEEP_TAGS.has(node.tagName)) {
+        copySafe(node, target);
+        continue;
+      }
+      const copy = document.createElement(node.tagName.toLowerCase());
+      // Only these attributes survive: no event handlers, no style, no srcset.
+      if (node.tagName === "A") {
+        const href = safeUrl(node.getAttribute("href") || "", ["http:", "https:", "mailto:", "tel:"]);
+        if (href) copy.href = href;
+        copy.rel = "noopener noreferrer nofollow";
+      } else if (node.tagName === "IMG") {
+        const src = safeUrl(node.getAttribute("src") || "", ["http:", "https:"]);
+        if (!src) continue;
+        copy.src = src;
+        copy.alt = node.getAttribute("alt") || "";
+      } else if (node.tagName === "TD" || node.tagName === "TH") {
+        for (const name of ["colspan", "rowspan"]) {
+          const v = node.getAttribute(name);
+          if (v && /^\d{1,3}$/.test(v)) copy.setAttribute(name, v);
+        }
+      } else if (node.tagName === "OL" && /^\d{1,6}$/.test(node.getAttribute("start") || "")) {
+        copy.setAttribute("start", node.getAttribute("start"));
+      }
+      if (node.hasAttribute("title")) copy.title = node.getAttribute("title");
+      copySafe(node, copy);
+      target.append(copy);
+    }
+  }
+
+  /** The server's sanitised HTML as DOM nodes, re-sanitised here as a second line of defence. */
+  function safeFragment(html) {
+    // DOMParser builds an inert document: scripts do not run and images do not load in it.
+    const doc = new DOMParser().parseFromString(String(html || ""), "text/html");
+    const frag = document.createDocumentFragment();
+    copySafe(doc.body, frag);
+    return frag;
+  }
+
+  function decodeEntities(text) {
+    if (!text.includes("&")) return text;
+    return new DOMParser().parseFromString(text, "text/html").body.textContent;
+  }
+
+  /** A search highlight: escaped text with <mark> tags and nothing else, or plain text. */
+  function highlightFragment(html) {
+    const frag = document.createDocumentFragment();
+    const parts = String(html || "").split(/(<mark>|<\/mark>)/);
+    const onlyMarks = parts.every((p) => p === "<mark>" || p === "</mark>" || !/[<>]/.test(p));
+    if (!onlyMarks) {
+      // Not the shape the contract promises: show its text, never its markup.
+      frag.append(new DOMParser().parseFromString(String(html), "text/html").body.textContent);
+      return frag;
+    }
+    let mark = null;
+    for (const part of parts) {
+      if (part === "<mark>") {
+        if (!mark) frag.append((mark = document.createElement("mark")));
+      } else if (part === "</mark>") {
+        mark = null;
+      } else if (part) {
+        (mark || frag).append(decodeEntities(part));
+      }
+    }
+    return frag;
+  }
+
+  /* ---------- sign in / out ---------- */
+
+  function showLogin() {
+    $("app-view").hidden = true;
+    $("agent-box").hidden = true;
+    $("login-view").hidden = false;
+    $("login-email").focus();
+  }
+
+  function signedIn(data) {
+    state.agent = data.agent;
+    state.csrf = data.csrf_token;
+    state.canEdit = EDITOR_ROLES.includes(data.agent.role);
+    state.loginErrorKey = null;
+    showError("login-error", "");
+    $("login-view").hidden = true;
+    $("app-view").hidden = false;
+    $("agent-box").hidden = false;
+    $("agent-name").textContent = data.agent.name || data.agent.email;
+    applyRole();
+    selectTab(tabFromHash() || state.tab, false);
+    loadList().catch((err) => notifyError(err, () => loadList()));
+  }
+
+  function sessionLost() {
+    state.agent = null;
+    state.csrf = null;
+    state.article = null;
+    state.editing = false;
+    state.articles = [];
+    state.lastSearch = null;
+    state.gaps = [];
+    // Nothing of the previous person's work stays in the page.
+    const views = ["article-list", "console-hits", "console-decision", "gap-list", "version-list", "preview"];
+    for (const id of views) $(id).replaceChildren();
+    $("editor").hidden = true;
+    $("editor-empty").hidden = false;
+    clearNotice();
+    showLogin();
+  }
+
+  async function onLoginSubmit(event) {
+    event.preventDefault();
+    const button = $("login-submit");
+    button.disabled = true;
+    try {
+      const data = await api("POST", "/api/auth/login", {
+        email: $("login-email").value.trim(),
+        password: $("login-password").value,
+      });
+      $("login-password").value = "";
+      signedIn(data);
+      $("tab-" + state.tab).focus();
+    } catch (err) {
+      state.loginErrorKey = err.status === 401 ? "invalidLogin" : "loginFailed";
+      showError("login-error", t(state.loginErrorKey));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onSignOut() {
+    try {
+      await api("POST", "/api/auth/logout", {});
+    } catch (_) {
+      /* signing out locally is what was asked for, even if the hub is unreachable */
+    }
+    sessionLost();
+  }
+
+  function applyRole() {
+    const ro = !state.canEdit;
+    $("readonly-banner").hidden = !ro;
+    for (const id of ["new-article", "save-btn", "add-question", "synonyms-save"]) $(id).hidden = ro;
+    // readOnly (not disabled) keeps text focusable and selectable for readers.
+    for (const id of ["f-id", "f-title", "f-tags", "f-short", "f-body", "synonyms"]) $(id).readOnly = ro;
+    $("f-language").disabled = ro;
+  }
+
+  /* ---------- tabs (WAI-ARIA tabs: arrows move, Home/End jump) ---------- */
+
+  function tabFromHash() {
+    const name = location.hash.replace(/^#/, "");
+    return TABS.includes(name) ? name : null;
+  }
+
+  function selectTab(name, focus) {
+    state.tab = name;
+    for (const tab of TABS) {
+      const button = $("tab-" + tab);
+      const on = tab === name;
+      button.setAttribute("aria-selected", String(on));
+      button.tabIndex = on ? 0 : -1;
+      $("panel-" + tab).hidden = !on;
+    }
+    if (focus) $("tab-" + name).focus();
+    if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
+    if (name === "gaps") loadGaps();
+    if (name === "synonyms") loadSynonyms();
+  }
+
+  function onTabKeydown(e) {
+    const i = TABS.indexOf(state.tab);
+    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[e.key];
+    if (next === undefined) return;
+    e.preventDefault();
+    selectTab(TABS[(next + TABS.length) % TABS.length], true);
+  }
+
+  /* ---------- article list ---------- */
+
+  async function loadList() {
+    const seq = ++state.listSeq;
+    const params = query({
+      status: $("filter-status").value,
+      language: $("filter-language").value,
+      q: $("filter-q").value.trim(),
+      limit: 100,
+    });
+    const data = await api("GET", "/api/kb/articles?" + params);
+    if (seq !== state.listSeq) return; // a newer filter already answered
+    state.articles = data.articles || [];
+    renderList();
+  }
+
+  function scheduleList() {
+    clearTimeout(state.filterTimer);
+    state.filterTimer = setTimeout(() => loadList().catch((err) => notifyError(err)), FILTER_DELAY_MS);
+  }
+
+  function renderList() {
+    const list = $("article-list");
+    const focusedId = document.activeElement && document.activeElement.dataset.articleId;
+    const currentId = state.article && state.article.id;
+    const rows = state.articles.map((a) => {
+      const up = a.helpful || 0;
+      const down = a.not_helpful || 0;
+      const button = el(
+        "button",
+        {
+          type: "button",
+          class: "article-row",
+          "data-testid": "article-row",
+          "data-article-id": a.id,
+          "aria-current": a.id === currentId ? "true" : null,
+          onclick: () => guardUnsaved(() => openArticle(a.id)),
+        },
+        el("span", { class: "row-title", text: a.title }),
+        el("span", { class: "badge", "data-status": a.status, text: labelFor("status_", a.status) }),
+        el(
+          "span",
+          { class: "row-meta" },
+          el("span", { text: labelFor("lang_", a.language) }),
+          el("span", { text: "v" + a.version }),
+          a.tags && a.tags.length ? el("span", { text: "#" + a.tags.join(" #") }) : null,
+          up + down ? el("span", { text: t("feedback", { up, down }) }) : null,
+        ),
+      );
+      return el("li", {}, button);
+    });
+    list.replaceChildren(...rows);
+    $("list-empty").hidden = rows.length > 0;
+    // Redrawing must not throw a keyboard user's focus back to <body>.
+    if (focusedId) {
+      const again = list.querySelector(`[data-article-id="${CSS.escape(focusedId)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  /* ---------- editor: load, read, dirty state ---------- */
+
+  function formValues() {
+    const clean = (items) => [...new Set(items.map((s) => s.trim()).filter(Boolean))];
+    return {
+      title: $("f-title").value.trim(),
+      body: $("f-body").value,
+      questions: clean([...document.querySelectorAll(".question-row input")].map((i) => i.value)),
+      short_answer: $("f-short").value.trim() || null,
+      language: $("f-language").value,
+      tags: clean($("f-tags").value.split(/[,，、]/)),
+    };
+  }
+
+  const isDirty = () => state.editing && state.canEdit && JSON.stringify(formValues()) !== state.baseline;
+
+  function fillForm(a) {
+    $("f-id").value = "";
+    $("f-title").value = a.title || "";
+    $("f-body").value = a.body || "";
+    $("f-short").value = a.short_answer || "";
+    $("f-language").value = a.language === "zh" ? "zh" : "en";
+    $("f-tags").value = (a.tags || []).join(", ");
+    renderQuestions(a.questions || []);
+    updateCounter();
+  }
+
+  function showEditor(a, values) {
+    state.article = a;
+    state.editing = true;
+    $("editor-empty").hidden = true;
+    $("editor").hidden = false;
+    $("version-view").hidden = true;
+    fillForm(values || a || {});
+    // A blank new article is not "unsaved work"; one pre-filled from a content gap is.
+    const prefilled = !a && values && values.title;
+    state.baseline = prefilled ? "" : JSON.stringify(formValues());
+    renderEditorChrome();
+    renderPreview();
+    renderList();
+  }
+
+  function renderEditorChrome() {
+    const a = state.article;
+    $("editor-heading").textContent = a ? a.title : t("newArticleHeading");
+    $("id-field").hidden = Boolean(a) || !state.canEdit;
+    const status = $("editor-status");
+    status.hidden = !a;
+    if (a) {
+      status.dataset.status = a.status;
+      status.textContent = labelFor("status_", a.status);
+    }
+    $("editor-version").textContent = a ? t("versionN", { n: a.version }) : "";
+    let updated = "";
+    if (a && a.updated_at) {
+      const time = formatTime(a.updated_at);
+      updated = a.updated_by ? t("updatedBy", { time, name: a.updated_by.name }) : t("updatedAt", { time });
+    }
+    $("editor-updated").textContent = updated;
+    renderWorkflow();
+    updateDirty();
+  }
+
+  function renderWorkflow() {
+    const a = state.article;
+    const targets = a && state.canEdit ? TRANSITIONS[a.status] || [] : [];
+    const buttons = targets.map((to) =>
+      el("button", {
+        type: "button",
+        class: "btn " + ({ published: "btn-primary", archived: "btn-danger" }[to] || "btn-secondary"),
+        "data-testid": "status-to-" + to,
+        "data-to": to,
+        text: t("to_" + to),
+        onclick: () => changeStatus(to),
+      }),
+    );
+    $("workflow").replaceChildren(...buttons);
+  }
+
+  function updateDirty() {
+    const dirty = isDirty();
+    $("dirty-note").hidden = !dirty;
+    $("preview-stale").hidden = !(dirty && state.article);
+  }
+
+  function renderPreview() {
+    const box = $("preview");
+    if (!state.article) {
+      box.replaceChildren(el("p", { class: "hint", text: t("previewNew") }));
+      return;
+    }
+    box.replaceChildren(safeFragment(state.article.body_html));
+  }
+
+  function updateCounter() {
+    const max = Number($("f-short").getAttribute("maxlength"));
+    const n = $("f-short").value.length; // the unit maxlength counts in
+    $("f-short-count").textContent = t("shortCount", { n, max });
+    $("f-short-count").dataset.over = String(n > max);
+  }
+
+  async function openArticle(id) {
+    clearNotice();
+    try {
+      const a = await api("GET", `/api/kb/articles/${enc(id)}`);
+      showEditor(a);
+      loadVersions();
+      $("f-title").focus();
+    } catch (err) {
+      notifyError(err);
+    }
+  }
+
+  function newArticle(values) {
+    clearNotice();
+    state.versions = [];
+    showEditor(null, values || { language: state.lang === "zh-CN" ? "zh" : "en" });
+    renderVersions();
+    $("f-title").focus();
+  }
+
+  async function reloadArticle() {
+    if (!state.article) return;
+    await openArticle(state.article.id);
+    notify("info", "reloaded");
+  }
+
+  /** Runs `proceed` now, or after the editor agrees to drop unsaved changes. */
+  function guardUnsaved(proceed) {
+    if (!isDirty()) return proceed();
+    const [discard] = notify("info", "discardQuestion", null, [
+      { key: "discard", run: proceed, testid: "discard-btn" },
+      { key: "keepEditing", run: () => $("f-title").focus() },
+    ]);
+    discard.focus();
+  }
+
+  /* ---------- alternate questions ---------- */
+
+  function questionRow(text) {
+    const input = el("input", { type: "text", maxlength: 500, "data-testid": "question-input" });
+    input.value = text || "";
+    input.readOnly = !state.canEdit;
+    input.addEventListener("keydown", (e) => {
+      // isComposing: Enter that confirms an IME candidate (Chinese input) must not add a row.
+      if (e.key !== "Enter" || e.isComposing || e.keyCode === 229) return;
+      e.preventDefault();
+      if (state.canEdit) addQuestion(input.closest("li"));
+    });
+    const li = el("li", { class: "question-row" }, input);
+    if (state.canEdit) {
+      const remove = el("button", {
+        type: "button",
+        class: "btn btn-secondary btn-small",
+        "data-testid": "question-remove",
+        text: t("remove"),
+        onclick: () => removeQuestion(li),
+      });
+      li.append(remove);
+    }
+    return li;
+  }
+
+  function renderQuestions(questions) {
+    $("question-list").replaceChildren(...questions.map(questionRow));
+    renderQuestionLabels();
+  }
+
+  function renderQuestionLabels() {
+    const rows = $("question-list").children;
+    [...rows].forEach((li, i) => {
+      li.querySelector("input").setAttribute("aria-label", t("questionN", { n: i + 1 }));
+      const remove = li.querySelector("button");
+      if (remove) {
+        remove.textContent = t("remove");
+        remove.setAttribute("aria-label", t("removeQuestionN", { n: i + 1 }));
+      }
+    });
+  }
+
+  function addQuestion(after) {
+    const li = questionRow("");
+    if (after) after.after(li);
+    else $("question-list").append(li);
+    renderQuestionLabels();
+    li.querySelector("input").focus();
+    updateDirty();
+  }
+
+  function removeQuestion(li) {
+    const next = li.nextElementSibling || li.previousElementSibling;
+    li.remove();
+    renderQuestionLabels();
+    (next ? next.querySelector("input") : $("add-question")).focus();
+    updateDirty();
+  }
+
+  /* ---------- save and workflow ---------- */
+
+  /** Saves the form; resolves to true when the server holds what the form shows. */
+  async function save() {
+    if (state.busy || !state.canEdit) return false;
+    const values = formValues();
+    if (!values.title) {
+      notify("error", "titleRequired");
+      $("f-title").focus();
+      return false;
+    }
+    if (state.article && !isDirty()) {
+      notify("info", "noChanges");
+      return true;
+    }
+    state.busy = true;
+    $("save-btn").disabled = true;
+    try {
+      const created = !state.article;
+      let a;
+      if (created) {
+        const id = $("f-id").value.trim();
+        a = await api("POST", "/api/kb/articles", id ? { id, ...values } : values);
+      } else {
+        a = await api("PUT", `/api/kb/articles/${enc(state.article.id)}`, {
+          ...values,
+          version: state.article.version,
+        });
+      }
+      afterWrite(a);
+      notify("ok", created ? "created" : "saved", { title: a.title, n: a.version });
+      return true;
+    } catch (err) {
+      notifyError(err);
+      return false;
+    } finally {
+      state.busy = false;
+      $("save-btn").disabled = false;
+    }
+  }
+
+  /** The server's copy replaces ours, keeping the editor's place in the form. */
+  function afterWrite(a) {
+    const active = document.activeElement;
+    showEditor(a);
+    loadVersions();
+    loadList().catch(() => {});
+    if (active && active.isConnected && active !== document.body) active.focus();
+    else $("save-btn").focus();
+  }
+
+  async function changeStatus(to) {
+    if (state.busy) return;
+    // Publishing what the editor sees, not the last save: save pending edits first.
+    if (isDirty() && !(await save())) return;
+    state.busy = true;
+    try {
+      const a = await api("POST", `/api/kb/articles/${enc(state.article.id)}/status`, { status: to });
+      afterWrite(a);
+      notify("ok", "statusNow", { title: a.title, status: labelFor("status_", a.status) });
+      // The clicked button is gone (the transitions changed); keep focus in the action bar.
+      const next = $("workflow").querySelector("button") || $("save-btn");
+      if (!next.hidden) next.focus();
+    } catch (err) {
+      notifyError(err);
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  /* ---------- version history ---------- */
+
+  async function loadVersions() {
+    const id = state.article && state.article.id;
+    if (!id) return;
+    try {
+      const data = await api("GET", `/api/kb/articles/${enc(id)}/versions`);
+      if (!state.article || state.article.id !== id) return;
+      state.versions = data.versions || [];
+      renderVersions();
+    } catch (err) {
+      notifyError(err);
+    }
+  }
+
+  function renderVersions() {
+    const list = $("version-list");
+    if (!state.article) {
+      list.replaceChildren(el("li", { class: "hint", text: t("historyNew") }));
+      return;
+    }
+    const rows = state.versions.map((v) => {
+      const isCurrent = v.version === state.article.version;
+      const fields = (v.changes || []).map((f) => labelFor("field_", f)).join(", ");
+      const who = v.author ? t("byName", { name: v.author.name }) + " · " : "";
+      const info = el(
+        "span",
+        { class: "version-info" },
+        el("span", { text: v.title }),
+        el("span", { class: "version-changes", text: who + formatTime(v.created_at) }),
+        fields ? el("span", { class: "version-changes", text: t("changed", { fields }) }) : null,
+      );
+      const view = el("button", {
+        type: "button",
+        class: "btn btn-secondary btn-small",
+        "data-testid": "version-view-btn",
+        "aria-label": t("viewVersionN", { n: v.version }),
+        text: t("view"),
+        onclick: () => viewVersion(v.version),
+      });
+      const restore =
+        state.canEdit && !isCurrent
+          ? el("button", {
+              type: "button",
+              class: "btn btn-secondary btn-small",
+              "data-testid": "version-restore-btn",
+              "aria-label": t("restoreVersionN", { n: v.version }),
+              text: t("restore"),
+              onclick: () => guardUnsaved(() => restoreVersion(v.version)),
+            })
+          : null;
+      return el(
+        "li",
+        { "data-testid": "version-row", "data-version": v.version },
+        el("span", { class: "version-num", text: "v" + v.version }),
+        el("span", { class: "badge", "data-status": v.status, text: labelFor("status_", v.status) }),
+        isCurrent ? el("span", { class: "hint", text: t("current") }) : null,
+        info,
+        view,
+        restore,
+      );
+    });
+    list.replaceChildren(...rows);
+  }
+
+  async function viewVersion(n) {
+    try {
+      const s = await api("GET", `/api/kb/articles/${enc(state.article.id)}/versions/${n}`);
+      const status = labelFor("status_", s.status);
+      $("version-view-title").textContent = t("versionViewTitle", { n, status });
+      const rows = [
+        ["fieldTitle", s.title],
+        ["fieldLanguage", labelFor("lang_", s.language)],
+        ["fieldTags", (s.tags || []).join(", ")],
+        ["fieldQuestions", (s.questions || []).join("\n")],
+        ["fieldShortAnswer", s.short_answer || ""],
+      ];
+      $("version-fields").replaceChildren(
+        ...rows.flatMap(([key, value]) => [el("dt", { text: t(key) }), el("dd", { text: value })]),
+      );
+      // Old snapshots may lack body_html: then show the Markdown source as text.
+      $("version-body").replaceChildren(
+        s.body_html ? safeFragment(s.body_html) : el("pre", { text: s.body || "" }),
+      );
+      $("version-view").hidden = false;
+      $("version-view").focus();
+    } catch (err) {
+      notifyError(err);
+    }
+  }
+
+  async function restoreVersion(n) {
+    try {
+      const a = await api("POST", `/api/kb/articles/${enc(state.article.id)}/versions/${n}/restore`, {});
+      afterWrite(a);
+      notify("ok", "restored", { old: n, n: a.version });
+    } catch (err) {
+      notifyError(err);
+    }
+  }
+
+  /* ---------- test the bot ---------- */
+
+  async function onAsk(e) {
+    e.preventDefault();
+    const q = $("console-q").value.trim();
+    if (!q) return $("console-q").focus();
+    await ask(q);
+  }
+
+  async function ask(q) {
+    $("console-ask").disabled = true;
+    try {
+      const params = query({ q, lang: $("console-lang").value, limit: 5 });
+      state.lastSearch = await api("GET", "/api/kb/search?" + params);
+      renderSearch(state.lastSearch);
+    } catch (err) {
+      notifyError(err);
+    } finally {
+      $("console-ask").disabled = false;
+    }
+  }
+
+  function renderSearch(r) {
+    const hits = r.hits || [];
+    const answers = r.decision === "answer" && r.answer;
+    const answer = answers ? hits.find((h) => h.article_id === r.answer) : null;
+    const decision = $("console-decision");
+    decision.dataset.decision = answers ? "answer" : "escalate";
+    // The answer is always among the hits; the id is a fallback should that ever change.
+    decision.textContent = answers
+      ? t("botAnswers", { title: answer ? answer.title : r.answer })
+      : t("botEscalates");
+
+    const suggestion = $("console-suggestion");
+    suggestion.hidden = !r.suggestion;
+    if (r.suggestion) {
+      const again = el("button", {
+        type: "button",
+        class: "link-button",
+        "data-testid": "console-suggestion-btn",
+        text: t("searchSuggestion", { text: r.suggestion }),
+        onclick: () => {
+          $("console-q").value = r.suggestion;
+          ask(r.suggestion);
+        },
+      });
+      suggestion.replaceChildren(t("didYouMean", { text: r.suggestion }) + " ", again);
+    }
+
+    const list = $("console-hits");
+    list.setAttribute("aria-label", t("hitsLabel"));
+    if (!hits.length) {
+      list.replaceChildren(el("li", { class: "hint", text: t("noHits") }));
+      return;
+    }
+    list.replaceChildren(
+      ...hits.map((h) => {
+        const isAnswer = answer && h.article_id === answer.article_id;
+        const open = el("button", {
+          type: "button",
+          class: "link-button",
+          title: t("openArticle"),
+          text: h.title,
+          onclick: () =>
+            guardUnsaved(() => {
+              selectTab("articles");
+              openArticle(h.article_id);
+            }),
+        });
+        return el(
+          "li",
+          {
+            class: "hit",
+            "data-testid": "console-hit",
+            "data-article-id": h.article_id,
+            "data-answer": String(Boolean(isAnswer)),
+          },
+          el(
+            "div",
+            { class: "hit-head" },
+            el("strong", {}, open),
+            el("span", { class: "hit-score", text: t("score", { score: Number(h.score).toFixed(2) }) }),
+            el("span", { text: labelFor("lang_", h.language) }),
+            isAnswer ? el("span", { class: "badge answer-mark", text: t("answerMark") }) : null,
+          ),
+          el("p", { class: "hit-highlight", "data-testid": "console-highlight" },
+            highlightFragment(h.highlight)),
+          h.short_answer ? el("p", { class: "hit-short", text: h.short_answer }) : null,
+        );
+      }),
+    );
+  }
+
+  /* ---------- content gaps ---------- */
+
+  async function loadGaps() {
+    try {
+      const data = await api("GET", "/api/kb/gaps?" + query({ days: $("gaps-days").value }));
+      state.gaps = (data.groups || []).slice().sort(
+        (a, b) => b.count - a.count || Date.parse(b.last_asked_at || 0) - Date.parse(a.last_asked_at || 0),
+      );
+      renderGaps();
+    } catch (err) {
+      notifyError(err, loadGaps);
+    }
+  }
+
+  function renderGaps() {
+    $("gaps-empty").hidden = state.gaps.length > 0;
+    $("gap-list").replaceChildren(
+      ...state.gaps.map((g) => {
+        const create = state.canEdit
+          ? el("button", {
+              type: "button",
+              class: "btn btn-secondary btn-small",
+              "data-testid": "gap-create",
+              "aria-label": t("createFromGapLabel", { text: g.example }),
+              text: t("createFromGap"),
+              onclick: () => guardUnsaved(() => createFromGap(g)),
+            })
+          : null;
+        return el(
+          "li",
+          { class: "gap", "data-testid": "gap-group" },
+          el("h3", { text: g.example }),
+          el("p", {
+            class: "gap-meta",
+            text: t("askedTimes", { count: g.count, time: formatTime(g.last_asked_at) }),
+          }),
+          el("ul", {}, ...(g.questions || []).map((q) => el("li", { text: q }))),
+          create,
+        );
+      }),
+    );
+  }
+
+  function createFromGap(g) {
+    selectTab("articles");
+    const cjk = /[\u3400-\u9fff]/.test(g.example);
+    const questions = [...new Set((g.questions || []).map((q) => q.trim()).filter(Boolean))];
+    newArticle({ title: g.example, questions, language: cjk ? "zh" : "en" });
+    notify("info", "gapDraft", { text: g.example });
+  }
+
+  /* ---------- synonyms ---------- */
+
+  async function loadSynonyms() {
+    try {
+      const data = await api("GET", "/api/kb/synonyms");
+      $("synonyms").value = (data.groups || []).map((g) => g.join(", ")).join("\n");
+    } catch (err) {
+      notifyError(err, loadSynonyms);
+    }
+  }
+
+  async function saveSynonyms(e) {
+    e.preventDefault();
+    const lines = $("synonyms").value.split("\n");
+    const groups = [];
+    for (const [i, line] of lines.entries()) {
+      const words = [...new Set(line.split(/[,，、]/).map((w) => w.trim()).filter(Boolean))];
+      if (!words.length) continue;
+      if (words.length < 2) {
+        notify("error", "synonymsShort", { line: i + 1 });
+        return $("synonyms").focus();
+      }
+      groups.push(words);
+    }
+    try {
+      const data = await api("PUT", "/api/kb/synonyms", { groups });
+      $("synonyms").value = (data.groups || groups).map((g) => g.join(", ")).join("\n");
+      notify("ok", "synonymsSaved", { count: (data.groups || groups).length });
+    } catch (err) {
+      notifyError(err);
+    }
+  }
+
+  /* ---------- start ---------- */
+
+  function bindEvents() {
+    $("login-form").addEventListener("submit", onLoginSubmit);
+    $("signout").addEventListener("click", onSignOut);
+    for (const btn of document.querySelectorAll(".lang-switch button")) {
+      btn.addEventListener("click", () => setLanguage(btn.dataset.lang));
+    }
+    for (const tab of TABS) {
+      $("tab-" + tab).addEventListener("click", () => selectTab(tab));
+      $("tab-" + tab).addEventListener("keydown", onTabKeydown);
+    }
+    $("filters").addEventListener("submit", (e) => e.preventDefault());
+    $("filter-q").addEventListener("input", scheduleList);
+    $("filter-status").addEventListener("change", scheduleList);
+    $("filter-language").addEventListener("change", scheduleList);
+    $("new-article").addEventListener("click", () => guardUnsaved(() => newArticle()));
+
+    const editor = $("editor");
+    editor.addEventListener("submit", (e) => {
+      e.preventDefault();
+      save();
+    });
+    editor.addEventListener("input", updateDirty);
+    editor.addEventListener("change", updateDirty);
+    editor.addEventListener("keydown", (e) => {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
+        e.preventDefault();
+        save();
+      }
+    });
+    $("f-short").addEventListener("input", updateCounter);
+    $("add-question").addEventListener("click", () => addQuestion());
+    $("version-close").addEventListener("click", () => {
+      $("version-view").hidden = true;
+      $("history-title").focus();
+    });
+    $("history-title").tabIndex = -1;
+
+    $("console-form").addEventListener("submit", onAsk);
+    $("gaps-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      loadGaps();
+    });
+    $("gaps-days").addEventListener("change", loadGaps);
+    $("synonyms-form").addEventListener("submit", saveSynonyms);
+    window.addEventListener("beforeunload", (e) => {
+      if (isDirty()) e.preventDefault();
+    });
+  }
+
+  async function boot() {
+    applyStaticTexts();
+    bindEvents();
+    try {
+      signedIn(await api("GET", "/api/auth/me"));
+    } catch (err) {
+      if (err.status !== 401) {
+        state.loginErrorKey = "loginFailed";
+        showError("login-error", t("loginFailed"));
+      }
+      showLogin();
+    }
+  }
+
+  boot();
+})();

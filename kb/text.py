@@ -1,0 +1,224 @@
+"""Text analysis shared by indexing and querying: English and Chinese, mixed freely.
+
+One function, `terms_with_spans`, turns any text into index terms. Latin-script runs become
+lower-cased, stop-word-filtered Porter stems; CJK runs become jieba search-mode words plus
+character bigrams, so a query still meets an article when jieba cuts the two differently
+(忘记密码 vs 重置密码 share the bigram 密码 whatever the segmentation). The same function
+feeds the Whoosh analyzer, the query builder and the highlighter, so all three agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from whoosh.analysis import Token, Tokenizer
+from whoosh.lang.porter import stem as porter_stem
+
+MAX_QUERY_CHARS = 1000
+MAX_QUERY_TERMS = 64
+
+# Han ideographs (+ extension A and compatibility), which jieba segments.
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+(?:['’][^\W_{_CJK}]+)*", re.UNICODE)
+_CJK_RE = re.compile(rf"[{_CJK}]")
+# C0/C1 controls and format characters (zero-width, bidi overrides) never carry meaning in a
+# customer's question but can break terms apart or hide text from agents.
+_CONTROL_RE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
+)
+
+ENGLISH_STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    please hi hello thanks thank im i'm ive i've i'd dont don't cant can't""".split()
+)
+
+# Function words and politeness that say nothing about which article is meant; keeping them
+# would let 请问/怎么办 outweigh the one content word a short question has.
+CHINESE_STOP_WORDS = frozenset(
+    """的 了 吗 呢 吧 啊 呀 么 嘛 哦 哈 是 在 有 和 与 及 或 就 都 也 还 又 很 太 给 把 被 让 对 从
+    我 你 您 他 她 它 我们 你们 他们 咱 这 那 这个 那个 这样 那样 一个 一下 什么 怎么 怎样
+    如何 怎么办 怎么样 为什么 为啥 咋 咋办 啥 哪 哪里 哪儿 多少 能 能否 可以 可不可以
+    是否 要 想 需要 请 请问 你好 您好 谢谢 麻烦 帮 帮我 一下子
+    下 个 上 中 吧 了吗 的话 现在 已经 刚 刚刚""".split()
+)
+
+_jieba_lock = threading.Lock()
+_jieba_ready = False
+
+
+def _jieba() -> Any:
+    """Import and initialise jieba once, quietly (it logs its dictionary load at DEBUG)."""
+    global _jieba_ready
+    import jieba  # type: ignore[import-untyped]
+
+    if not _jieba_ready:
+        with _jieba_lock:
+            if not _jieba_ready:
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba_ready = True
+    return jieba
+
+
+def clean_text(text: str) -> str:
+    """NFKC-normalise (full-width letters and digits become ASCII) and drop control chars."""
+    text = unicodedata.normalize("NFKC", text)
+    return _CONTROL_RE.sub(" ", text)
+
+
+def clean_query(text: str) -> str:
+    """A user's query made safe to analyse: cleaned, truncated, stripped.
+
+    Raises ValueError when nothing searchable is left, so callers can answer "type a question"
+    instead of returning an empty result that looks like a miss.
+    """
+    if not isinstance(text, str):
+        raise ValueError("query must be a string")
+    # Truncate before normalising too, so a 100 KB paste costs no more than a long question.
+    text = clean_text(text[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS].strip()
+    if not text:
+        raise ValueError("query is empty: type a question or a few words")
+    return text
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Porter stem of a lower-cased English word (cached: the vocabulary is small)."""
+    return porter_stem(word)
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RE.search(text) is not None
+
+
+def _cjk_terms(run: str, offset: int) -> Iterator[tuple[str, int, int]]:
+    jieba = _jieba()
+    # Characters of stop words (如何, 怎么办) start no bigram: 何重 or 么办 would only add noise.
+    stopped = [False] * len(run)
+    for word, start, end in jieba.tokenize(run):
+        if word in CHINESE_STOP_WORDS:
+            stopped[start:end] = [True] * (end - start)
+    words: set[tuple[int, int]] = set()
+    for word, start, end in jieba.tokenize(run, mode="search"):
+        if not stopped[start]:
+            words.add((start, end))
+            yield word, offset + start, offset + end
+    for i in range(len(run) - 1):
+        if stopped[i] or stopped[i + 1] or (i, i + 2) in words:
+            continue  # a jieba word already: counting it twice would double its weight
+        yield run[i : i + 2], offset + i, offset + i + 2
+
+
+def terms_with_spans(text: str) -> Iterator[tuple[str, int, int]]:
+    """(term, start, end) for every index term of `text`, in order of appearance."""
+    for match in _RUN_RE.finditer(text):
+        run = match.group(0)
+        if _CJK_RE.match(run):
+            yield from _cjk_terms(run, match.start())
+            continue
+        word = run.lower().replace("’", "'")
+        if word in ENGLISH_STOP_WORDS:
+            continue
+        word = word.replace("'", "")
+        if not word:
+            continue
+        yield (
+            (stem(word) if word.isascii() and word.isalpha() else word),
+            match.start(),
+            match.end(),
+        )
+
+
+def terms(text: str) -> list[str]:
+    """Index terms of `text` (with repeats), see `terms_with_spans`."""
+    return [t for t, _, _ in terms_with_spans(text)]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased Latin-script words, unstemmed: the vocabulary spelling correction uses."""
+    return [
+        m.group(0).lower()
+        for m in _RUN_RE.finditer(text)
+        if not _CJK_RE.match(m.group(0)) and m.group(0).isalpha() and len(m.group(0)) > 2
+    ]
+
+
+# Section marks in the value of the single indexed field: control characters, which
+# `clean_text` removes from every article text, so content can never forge one.
+TITLE_MARK, QUESTIONS_MARK, BODY_MARK = "\x1c", "\x1d", "\x1e"
+_SECTION_RE = re.compile("([\x1c\x1d\x1e])")
+
+
+class MixedTokenizer(Tokenizer):
+    """Whoosh tokenizer over `terms_with_spans` (the analyzer's only stage).
+
+    A value may be split into sections by the marks above; each token of a section carries
+    that section's boost, which Whoosh adds up into the term's weight. Indexing title,
+    questions and body into one field this way is BM25F proper (weighted term frequencies
+    saturated together) and a third of the postings to read of three separate fields.
+    """
+
+    def __init__(self, boosts: dict[str, float] | None = None) -> None:
+        self.boosts = dict(boosts or {})
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: Any,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        pos = start_pos
+        boost = 1.0
+        for part in _SECTION_RE.split(value):
+            if part in self.boosts:
+                boost = self.boosts[part]
+                continue
+            for term, start, end in terms_with_spans(clean_text(part)):
+                token.text = term
+                token.boost = boost
+                token.stopped = False
+                if keeporiginal:
+                    token.original = term
+                if positions:
+                    token.pos = pos
+                if chars:
+                    token.startchar = start_char + start
+                    token.endchar = start_char + end
+                pos += 1
+                yield token
+
+
+class WordTokenizer(Tokenizer):
+    """Whoosh tokenizer over `words`: unstemmed vocabulary for the spelling field."""
+
+    def __call__(
+        self, value: str, positions: bool = False, chars: bool = False, **kwargs: Any
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, **kwargs)
+        for pos, word in enumerate(words(clean_text(value))):
+            token.text = word
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = pos
+            yield token
