@@ -243,44 +243,12 @@
 
   /* ---------- HTTP ---------- */
 
-  class ApiError extends Error {
-    constructor(status, code, detail) {
-      super(detail || code);
-      this.status = status;
-      this.code = code;
-    }
-  }
-
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") {
-      headers["Content-Type"] = "application/json";
-      if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
-    }
-    const res = await fetch(path, {
-      method,
-      headers,
-      body: method === "GET" ? undefined : JSON.stringify(body || {}),
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-    let data = null;
-    if (res.status !== 204) {
-      try {
-        data = await res.json();
-      } catch (_) {
-        data = null;
-      }
-    }
-    if (!res.ok) {
-      // The hub wraps errors as {"error": {code, detail}}; accept a bare {code, detail} too.
-      const err = (data && (data.error || data)) || {};
-      if (res.status === 401 && state.agent && !path.startsWith("/api/auth/")) sessionLost();
-      const detail = typeof err.detail === "string" ? err.detail : res.statusText;
-      throw new ApiError(res.status, err.code || "http_" + res.status, detail);
-    }
-    return data;
-  }
+  const { ApiError, createApi, el } = window.OmnihubAgent;
+  const api = createApi({
+    csrf: () => state.csrf,
+    signedIn: () => Boolean(state.agent),
+    lost: () => sessionLost(),
+  });
 
   const enc = encodeURIComponent;
   const query = (params) =>
@@ -291,18 +259,6 @@
 
   /* ---------- DOM helpers ---------- */
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "onclick") node.addEventListener("click", value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
 
   function showError(id, text) {
     $(id).textContent = text || "";
