@@ -46,6 +46,7 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     auth: str | None = None  # "agent" (cookie + CSRF on unsafe methods), "token" (webchat)
     websocket: bool = False
+    string_params: tuple[str, ...] = ()  # path parameters that are not integer ids
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[web.StreamResponse]])

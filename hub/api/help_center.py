@@ -69,6 +69,7 @@ async def list_help_articles(request: web.Request) -> web.StreamResponse:
     "/api/help/articles/{id}",
     "A published article with its body as sanitised HTML",
     tags=TAGS,
+    string_params=("id",),
     response=m.HelpArticle,
     errors=(404,),
 )
@@ -82,6 +83,7 @@ async def get_help_article(request: web.Request) -> web.StreamResponse:
     "/api/help/articles/{id}/feedback",
     "Was this article helpful?",
     tags=TAGS,
+    string_params=("id",),
     body=m.FeedbackIn,
     status=204,
     errors=(400, 404, 413, 422, 429),

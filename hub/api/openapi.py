@@ -57,7 +57,12 @@ def build(endpoints: list[Endpoint]) -> dict[str, Any]:
             "operationId": re.sub(r"\W+", "_", f"{e.method}_{e.path}").strip("_"),
         }
         params = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string" if n in e.string_params else "integer"},
+            }
             for n in re.findall(r"{(\w+)}", e.path)
         ]
         if e.query is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 from openapi_spec_validator import validate
 
@@ -33,6 +35,15 @@ async def test_openapi_document_is_valid_and_complete(
     reply = paths["/api/conversations/{id}/messages"]["post"]
     assert "201" in reply["responses"] and "413" in reply["responses"]
     assert "MessageOut" in spec["components"]["schemas"]
+
+    def path_param(path: str, method: str, name: str) -> dict[str, Any]:
+        params = paths[path][method]["parameters"]
+        return next(p["schema"] for p in params if p["in"] == "path" and p["name"] == name)
+
+    assert path_param("/api/conversations/{id}", "get", "id") == {"type": "integer"}
+    assert path_param("/api/kb/articles/{id}", "get", "id") == {"type": "string"}
+    assert path_param("/api/kb/articles/{id}/versions/{n}", "get", "n") == {"type": "integer"}
+    assert path_param("/api/help/articles/{id}", "get", "id") == {"type": "string"}
 
 
 async def test_widget_endpoints_allow_cross_origin_calls(
