@@ -410,7 +410,7 @@ BAD_ARTICLES: list[tuple[dict[str, Any], str]] = [
     ({"title": "   "}, "invalid_article"),
     ({"title": "t" * 201}, "invalid_article"),
     ({"body": "b" * 100_001}, "invalid_article"),
-    ({"questions": [f"q{i}" for i in range(51)]}, "invalid_article"),
+    ({"questions": [f"q{i}" for i in range(501)]}, "invalid_article"),
     ({"questions": ["q" * 501]}, "invalid_article"),
     ({"tags": [f"t{i}" for i in range(21)]}, "invalid_article"),
     ({"short_answer": "s" * 301}, "invalid_article"),
