@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,10 +42,11 @@ from kb.text import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: term vectors on `text`, for statistics without deleted documents
 # Titles and alternate questions say what an article is about; the body mostly explains.
 FIELD_BOOSTS: dict[str, float] = {TITLE_MARK: 2.5, QUESTIONS_MARK: 1.5, BODY_MARK: 0.5}
 K1, B = 1.2, 0.75
+OPTIMIZE_MIN_DELETED = 200
 # BM25 candidates handed to fusion; the semantic stage brings its own.
 CANDIDATES = 30
 SEARCHER_CHECK_S = 1.0  # how often a thread looks for commits made by other processes
@@ -51,17 +54,28 @@ PROGRESS_EVERY = 100
 
 
 class _BM25F(BM25F):
-    """BM25F with the average document length taken from the stored (one-byte) lengths.
+    """BM25F whose statistics count only the articles indexed now.
 
-    Whoosh's own average uses exact lengths for documents still in the segment they were
-    added to and approximated ones after a merge, so it would depend on the history of
-    merges; this one depends only on the articles, so incremental updates and a rebuild
-    rank identically.
+    Whoosh keeps deleted documents (replaced or removed articles) in its document
+    frequencies and averages until their segment is rewritten, so scores would depend on the
+    history of edits; optimising after every edit rewrites the whole index (tens of seconds
+    at 10k articles). Instead the idf subtracts the terms of the deleted documents (read from
+    their term vectors, few between merges) and the average length is taken over the live
+    documents' stored (one-byte) lengths: incremental updates and a rebuild rank identically.
     """
 
-    def __init__(self, avgfl: float) -> None:
+    def __init__(self, avgfl: float, live_docs: int, dead_terms: Counter[str]) -> None:
         super().__init__(B=B, K1=K1)
         self.avgfl = avgfl or 1.0
+        self.live_docs = live_docs
+        self.dead_terms = dead_terms
+
+    def idf(self, searcher: Any, fieldname: str, text: bytes | str) -> float:
+        if fieldname != "text":
+            return float(super().idf(searcher, fieldname, text))
+        term = text.decode("utf-8") if isinstance(text, bytes) else text
+        n = searcher.get_parent().doc_frequency(fieldname, text) - self.dead_terms[term]
+        return math.log(max(self.live_docs, 1) / (n + 1)) + 1
 
     def scorer(self, searcher: Any, fieldname: str, text: bytes, qf: int = 1) -> Any:
         scorer = BM25FScorer(searcher, fieldname, text, self.B, self.K1, qf=qf)
@@ -82,7 +96,9 @@ def _schema() -> Schema:
     return Schema(
         id=ID(stored=True, unique=True),
         language=ID(stored=True),
-        text=TEXT(analyzer=CompositeAnalyzer(MixedTokenizer(FIELD_BOOSTS)), phrase=False),
+        text=TEXT(
+            analyzer=CompositeAnalyzer(MixedTokenizer(FIELD_BOOSTS)), phrase=False, vector=True
+        ),
         # Unstemmed words of titles and questions: the vocabulary spelling suggestions use.
         spell=TEXT(analyzer=CompositeAnalyzer(WordTokenizer()), phrase=False),
         title=STORED(),
@@ -180,12 +196,15 @@ class WhooshKnowledgeIndex:
 
     def _open_searcher(self) -> Any:
         reader = self._ix.reader()
-        lengths = [
-            reader.doc_field_length(n, "text", 0)
-            for n in range(reader.doc_count_all())
-            if not reader.is_deleted(n)
-        ]
-        weighting = _BM25F(sum(lengths) / len(lengths) if lengths else 1.0)
+        lengths: list[int] = []
+        dead: Counter[str] = Counter()
+        for n in range(reader.doc_count_all()):
+            if reader.is_deleted(n):
+                dead.update(term for term, _ in reader.vector_as("frequency", n, "text"))
+            else:
+                lengths.append(reader.doc_field_length(n, "text", 0))
+        avgfl = sum(lengths) / len(lengths) if lengths else 1.0
+        weighting = _BM25F(avgfl, len(lengths), dead)
         return Searcher(reader, weighting=weighting, fromindex=self._ix)
 
     def article_ids(self) -> set[str]:
@@ -251,7 +270,7 @@ class WhooshKnowledgeIndex:
     def _bm25_ceiling(self, weights: dict[str, float]) -> float:
         """A query-specific upper bound of its BM25 score, so scores compare across queries."""
         searcher = self._searcher()
-        if not weights or searcher.doc_count_all() == 0:
+        if not weights or searcher.doc_count() == 0:
             return 1.0  # Whoosh's idf is log(0) on an empty index; nothing can match anyway
         return sum(w * searcher.idf("text", t) for t, w in weights.items()) * (K1 + 1) or 1.0
 
@@ -275,10 +294,12 @@ class WhooshKnowledgeIndex:
         return self._ix.writer(timeout=60.0, limitmb=128)
 
     def _commit(self, writer: Any, deleted: bool = False, **kwargs: Any) -> None:
-        # Deleted documents still count in Whoosh's document frequencies until their segment
-        # is rewritten: after a deletion, optimise so that scores depend only on the
-        # articles indexed (incremental updates rank exactly like a rebuild).
-        writer.commit(optimize=deleted, **kwargs)
+        # Scores do not depend on deleted documents (see _BM25F), but each one costs a little
+        # at every searcher opening: rewrite the index once they are a fair share of it.
+        reader = writer.reader()
+        dead = reader.doc_count_all() - reader.doc_count()
+        optimize = deleted and dead > max(OPTIMIZE_MIN_DELETED, reader.doc_count_all() // 5)
+        writer.commit(optimize=optimize, **kwargs)
         self._generation += 1
 
     def upsert(self, articles: Sequence[KbArticle]) -> None:
