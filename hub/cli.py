@@ -145,7 +145,7 @@ async def open_knowledge_base(
 
 def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A tqdm bar on stderr (silent when stderr is not a terminal): (update, close)."""
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     bar = tqdm(file=sys.stderr, unit=unit, disable=None, leave=False)
 

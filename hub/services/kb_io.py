@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import frontmatter
-import yaml  # type: ignore[import-untyped]  # python-frontmatter's YAML; no stubs installed
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hub import model

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,23 +195,6 @@ def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     sqlite = request.param == "sqlite"
     env["OMNIHUB_DATABASE_URL"] = "" if sqlite else request.getfixturevalue("pg_database")
     return env
-
-
-@pytest.fixture
-def processes() -> Iterator[list[HubProcess]]:
-    """Every hub started by the test; stopped (or already dead) at the end."""
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        hub.stop()
-
-
-@pytest.fixture
-async def sockets() -> AsyncIterator[list[aiohttp.ClientWebSocketResponse]]:
-    opened: list[aiohttp.ClientWebSocketResponse] = []
-    yield opened
-    for ws in opened:
-        await ws.close()
 
 
 # --- the test ---------------------------------------------------------------------------------

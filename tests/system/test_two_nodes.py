@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,25 +92,6 @@ async def start_nodes(tmp_path: Path, database_url: str, redis_url: str,
         await asyncio.to_thread(hub.start)
         nodes.append(hub)
     return Nodes(*nodes)
-
-
-# --- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def processes() -> Iterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        hub.stop()
-
-
-@pytest.fixture
-async def sockets() -> AsyncIterator[list[aiohttp.ClientWebSocketResponse]]:
-    opened: list[aiohttp.ClientWebSocketResponse] = []
-    yield opened
-    for ws in opened:
-        await ws.close()
 
 
 # --- tests ------------------------------------------------------------------------------------

@@ -67,5 +67,39 @@
     return node;
   }
 
-  window.OmnihubAgent = { ApiError, createApi, el };
+  /**
+   * Submits the sign-in form both pages share (#login-email, #login-password,
+   * #login-submit). Resolves with the session ({agent, csrf_token}), or with null after
+   * calling `failed(key)` with "invalidLogin" or "loginFailed".
+   */
+  async function signIn(api, failed) {
+    const button = document.getElementById("login-submit");
+    const password = document.getElementById("login-password");
+    button.disabled = true;
+    try {
+      const data = await api("POST", "/api/auth/login", {
+        email: document.getElementById("login-email").value.trim(),
+        password: password.value,
+      });
+      password.value = "";
+      return data;
+    } catch (err) {
+      failed(err.status === 401 ? "invalidLogin" : "loginFailed");
+      return null;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  /** Ends the session on the hub, then locally (`lost`) even if the hub is unreachable. */
+  async function signOut(api, lost) {
+    try {
+      await api("POST", "/api/auth/logout", {});
+    } catch (_) {
+      /* signing out locally is what was asked for */
+    }
+    lost();
+  }
+
+  window.OmnihubAgent = { ApiError, createApi, el, signIn, signOut };
 })();

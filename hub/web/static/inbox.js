@@ -158,7 +158,7 @@
 
   /* ---------- HTTP ---------- */
 
-  const { ApiError, createApi, el } = window.OmnihubAgent;
+  const { ApiError, createApi, el, signIn, signOut } = window.OmnihubAgent;
   const api = createApi({
     csrf: () => state.csrf,
     signedIn: () => Boolean(state.agent),
@@ -227,30 +227,16 @@
 
   async function onLoginSubmit(event) {
     event.preventDefault();
-    const button = $("login-submit");
-    button.disabled = true;
-    try {
-      const data = await api("POST", "/api/auth/login", {
-        email: $("login-email").value.trim(),
-        password: $("login-password").value,
-      });
-      $("login-password").value = "";
-      signedIn(data);
-    } catch (err) {
-      state.loginErrorKey = err.status === 401 ? "invalidLogin" : "loginFailed";
-      showError("login-error", t(state.loginErrorKey));
-    } finally {
-      button.disabled = false;
-    }
+    const data = await signIn(api, (key) => {
+      state.loginErrorKey = key;
+      showError("login-error", t(key));
+    });
+    if (data === null) return;
+    signedIn(data);
   }
 
-  async function onSignOut() {
-    try {
-      await api("POST", "/api/auth/logout", {});
-    } catch (_) {
-      /* signing out locally is what the agent asked for, even if the hub is unreachable */
-    }
-    sessionLost();
+  function onSignOut() {
+    return signOut(api, sessionLost);
   }
 
   /* ---------- conversation list ---------- */

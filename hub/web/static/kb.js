@@ -243,7 +243,7 @@
 
   /* ---------- HTTP ---------- */
 
-  const { ApiError, createApi, el } = window.OmnihubAgent;
+  const { ApiError, createApi, el, signIn, signOut } = window.OmnihubAgent;
   const api = createApi({
     csrf: () => state.csrf,
     signedIn: () => Boolean(state.agent),
@@ -446,31 +446,17 @@
 
   async function onLoginSubmit(event) {
     event.preventDefault();
-    const button = $("login-submit");
-    button.disabled = true;
-    try {
-      const data = await api("POST", "/api/auth/login", {
-        email: $("login-email").value.trim(),
-        password: $("login-password").value,
-      });
-      $("login-password").value = "";
-      signedIn(data);
-      $("tab-" + state.tab).focus();
-    } catch (err) {
-      state.loginErrorKey = err.status === 401 ? "invalidLogin" : "loginFailed";
-      showError("login-error", t(state.loginErrorKey));
-    } finally {
-      button.disabled = false;
-    }
+    const data = await signIn(api, (key) => {
+      state.loginErrorKey = key;
+      showError("login-error", t(key));
+    });
+    if (data === null) return;
+    signedIn(data);
+    $("tab-" + state.tab).focus();
   }
 
-  async function onSignOut() {
-    try {
-      await api("POST", "/api/auth/logout", {});
-    } catch (_) {
-      /* signing out locally is what was asked for, even if the hub is unreachable */
-    }
-    sessionLost();
+  function onSignOut() {
+    return signOut(api, sessionLost);
   }
 
   function applyRole() {
