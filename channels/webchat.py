@@ -8,13 +8,13 @@ hub process hears an agent who answered on another.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+import orjson
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -219,7 +219,7 @@ class WebchatChannel:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_frame(session, feed, bucket, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    feed.send(_error("invalid_frame", "send JSON text frames"))
+                    await feed.reply(_error("invalid_frame", "send JSON text frames"))
                 elif msg.type == WSMsgType.ERROR:
                     log.info("web chat socket error: %s", ws.exception())
         finally:
@@ -237,12 +237,12 @@ class WebchatChannel:
         self, session: WebchatSession, feed: SocketFeed, bucket: TokenBucket, data: str
     ) -> None:
         try:
-            frame = json.loads(data)
+            frame = orjson.loads(data)
         except ValueError:
-            feed.send(_error("malformed_json", "the frame is not JSON"))
+            await feed.reply(_error("malformed_json", "the frame is not JSON"))
             return
         if not isinstance(frame, dict):
-            feed.send(_error("malformed_json", "the frame must be a JSON object"))
+            await feed.reply(_error("malformed_json", "the frame must be a JSON object"))
             return
         kind = frame.get("type")
         if kind == "typing":
@@ -250,7 +250,7 @@ class WebchatChannel:
         elif kind == "message":
             await self._on_message(session, feed, bucket, frame)
         else:
-            feed.send(_error("unknown_type", f"unknown frame type {kind!r}"))
+            await feed.reply(_error("unknown_type", f"unknown frame type {kind!r}"))
 
     async def _on_message(
         self, session: WebchatSession, feed: SocketFeed, bucket: TokenBucket, frame: dict[str, Any]
@@ -260,10 +260,12 @@ class WebchatChannel:
             parsed = MessageFrame.model_validate(frame)
         except ValidationError as exc:
             where = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
-            feed.send(_error("invalid_frame", f"missing or invalid: {where}", client_id))
+            await feed.reply(_error("invalid_frame", f"missing or invalid: {where}", client_id))
             return
         if not bucket.take():
-            feed.send(_error("rate_limited", "too many messages; slow down", parsed.client_id))
+            await feed.reply(
+                _error("rate_limited", "too many messages; slow down", parsed.client_id)
+            )
             return
         inbound = InboundMessage(
             channel=self.name,
@@ -276,9 +278,9 @@ class WebchatChannel:
         try:
             stored = await self.ctx.sink.receive(inbound)
         except HubError as exc:
-            feed.send(_error(exc.code, exc.detail, parsed.client_id))
+            await feed.reply(_error(exc.code, exc.detail, parsed.client_id))
             return
-        feed.send({"type": "ack", "client_id": parsed.client_id, "message_id": stored.id})
+        await feed.reply({"type": "ack", "client_id": parsed.client_id, "message_id": stored.id})
 
     def _typing(self, conversation_id: int, author: AuthorKind) -> BusEnvelope:
         return {

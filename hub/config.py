@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     webchat_rate_per_s: float = Field(20, ge=0)  # per customer socket; 0 = unlimited
     webchat_burst: float = Field(60, ge=1)
     db_pool_size: int = Field(4, ge=1, le=64)
+    # Run group-committed inbound batches in a child process with its own interpreter lock,
+    # so the SQL work and the event loop use two cores (hub.storage.writer_process).
+    db_writer_process: bool = True
     # Knowledge base: fuse a sentence-embedding stage into BM25 ranking (needs the
     # `semantic` extra; without it search falls back to BM25 and logs why).
     kb_semantic: bool = True

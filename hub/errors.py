@@ -62,5 +62,12 @@ class InvalidTransition(HubError):
     status = 409
 
 
+class Unavailable(HubError):
+    """A part the request needs is restarting; the same request can be sent again."""
+
+    code = "unavailable"
+    status = 503
+
+
 class ConfigError(Exception):
     """A setting is wrong; start-up stops with this message, which names the setting."""

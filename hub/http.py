@@ -8,14 +8,14 @@ without letting a slow client stall the event bus.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from aiohttp import web
+import orjson
+from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import HubError, InvalidRequest, TooLarge, ValidationFailed
@@ -101,7 +101,7 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     if not raw.strip():
         raw = b"{}"
     try:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON", code="malformed_json") from None
     return parse(model, data)
@@ -127,7 +127,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(data).decode()
 
 
 def error_body(code: str, detail: str) -> dict[str, Any]:
@@ -181,7 +181,19 @@ class SocketFeed:
         self._task = asyncio.create_task(self._write(), name="omnihub-socket-feed")
         self._closer: asyncio.Task[bool] | None = None
 
+    async def reply(self, frame: dict[str, Any]) -> None:
+        """Answer a frame of the client's own (an ack, a refusal) straight from the task that
+        reads the socket: no queue hop, and a client that does not read its answers only
+        slows down its own frames."""
+        if self.ws.closed:
+            return
+        try:
+            await self.ws.send_frame(orjson.dumps(frame), WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            return  # the socket is going away; the reading loop ends with it
+
     def send(self, frame: dict[str, Any]) -> None:
+        """Queue a frame from elsewhere (the bus) for the feed's writer task."""
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -202,7 +214,7 @@ class SocketFeed:
             if self.ws.closed:
                 return
             try:
-                await self.ws.send_str(_dumps(frame))
+                await self.ws.send_frame(orjson.dumps(frame), WSMsgType.TEXT)
             except (ConnectionError, RuntimeError):
                 return
 

@@ -30,6 +30,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, grandchildren, ...), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The command name may hold spaces and parentheses: fields start after the last ')'.
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def wait_gone(pids: set[int], timeout: float = 15) -> None:
+    """Fail unless every process in `pids` has exited within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        time.sleep(0.1)
+    assert not alive, f"processes {sorted(alive)} outlived the hub"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 @dataclass
 class HubProcess:
     """A real `omnihub serve` subprocess."""
@@ -68,18 +104,23 @@ class HubProcess:
         raise RuntimeError(f"hub did not become ready:\n{self.log_path.read_text()[-3000:]}")
 
     def kill(self) -> None:
-        """SIGKILL: no graceful shutdown, like a crash."""
+        """SIGKILL: no graceful shutdown, like a crash. Its helper processes (the storage
+        writer) must notice and exit on their own."""
         if self.proc and self.proc.poll() is None:
+            helpers = descendants(self.proc.pid)
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+            wait_gone(helpers)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            helpers = descendants(self.proc.pid)
             self.proc.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+            wait_gone(helpers)
 
 
 class Customer:

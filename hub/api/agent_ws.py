@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
+import orjson
 from aiohttp import WSMsgType, web
 
 from hub.api.auth import current_session
@@ -58,7 +58,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
-                frame = json.loads(msg.data)
+                frame = orjson.loads(msg.data)
                 conv_id = frame["conversation_id"] if frame.get("type") == "typing" else None
             except (ValueError, TypeError, KeyError, AttributeError):
                 feed.send(

@@ -58,7 +58,11 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
-    store = SqlStore.from_url(settings.effective_database_url, settings.db_pool_size)
+    store = SqlStore.from_url(
+        settings.effective_database_url,
+        settings.db_pool_size,
+        writer_process=settings.db_writer_process,
+    )
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else LocalBus()
     service = ConversationService(store, settings.max_text_chars)
     app[STORE], app[BUS], app[CONVERSATIONS] = store, bus, service
@@ -135,6 +139,7 @@ def _storage(settings: Settings, store: SqlStore):  # type: ignore[no-untyped-de
         if settings.auto_migrate:
             await asyncio.to_thread(migrate.upgrade, settings.effective_database_url)
         await store.ping()
+        await store.start()
         yield
         await store.close()
 

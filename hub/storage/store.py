@@ -12,11 +12,10 @@ their message is durable.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -24,7 +23,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.model import Event
+from hub.storage.batches import BatchFn, Outcome, run_batch, run_one
+from hub.storage.engine import create_engine_for, is_in_memory
 from hub.storage.uow import SqlUnitOfWork
+from hub.storage.writer_process import WriterProcess
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,36 +36,6 @@ CommitHook = Callable[[Sequence[Event]], None]
 MAX_BATCH = 256
 
 
-def create_engine_for(url: str, pool_size: int = 4) -> Engine:
-    """An engine with the settings each backend needs for durability and concurrency."""
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # pysqlite opens transactions lazily, only before a write, so a unit's reads would
-            # run outside its transaction; SQLAlchemy's documented recipe: switch pysqlite's
-            # handling off and emit BEGIN ourselves.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk before we acknowledge; group commit keeps it cheap.
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
-
-        return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-
-
-BatchFn = Callable[[SqlUnitOfWork, list[Any]], list[Any]]
-
-
 @dataclass
 class _Pending:
     fn: BatchFn
@@ -71,40 +43,36 @@ class _Pending:
     future: asyncio.Future[Any]
 
 
-@dataclass
-class _Outcome:
-    value: Any = None
-    error: BaseException | None = None
-    events: list[Event] = field(default_factory=list)
-
-
-def _single(pending: _Pending, uow: SqlUnitOfWork) -> Any:
-    [result] = pending.fn(uow, [pending.item])
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
 class SqlStore:
-    """The repository port over one SQLAlchemy engine."""
+    """The repository port over one SQLAlchemy engine.
 
-    def __init__(self, engine: Engine, *, read_threads: int = 4):
+    With `writer_process`, group-committed batches run in a child process of their own
+    (`hub.storage.writer_process`), still one at a time on the writer lane.
+    """
+
+    def __init__(
+        self, engine: Engine, *, read_threads: int = 4, writer_process: WriterProcess | None = None
+    ):
         self.engine = engine
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="omnihub-db-write")
         self._readers = ThreadPoolExecutor(read_threads, thread_name_prefix="omnihub-db-read")
+        self._writer_process = writer_process
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.on_commit: CommitHook | None = None
 
     @classmethod
-    def from_url(cls, url: str, pool_size: int = 4) -> SqlStore:
-        return cls(create_engine_for(url, pool_size), read_threads=pool_size)
+    def from_url(cls, url: str, pool_size: int = 4, *, writer_process: bool = False) -> SqlStore:
+        """A store for `url`; `writer_process` is ignored for an in-memory SQLite database,
+        which no other process can open."""
+        child = WriterProcess(url) if writer_process and not is_in_memory(url) else None
+        return cls(create_engine_for(url, pool_size), read_threads=pool_size, writer_process=child)
 
     # --- the port -----------------------------------------------------------------------------
 
     async def write(self, fn: Callable[[SqlUnitOfWork], T]) -> T:
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self._writer, self._run_one, fn)
+        outcome = await loop.run_in_executor(self._writer, run_one, self.engine, fn)
         return self._settle(outcome)
 
     async def write_batched(
@@ -128,16 +96,27 @@ class SqlStore:
 
         await asyncio.get_running_loop().run_in_executor(self._readers, _ping)
 
+    async def start(self) -> None:
+        """Start the writer process now rather than on the first batch (if there is one)."""
+        if self._writer_process is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._writer_process.start
+            )
+
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._writer_process is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._writer_process.close
+            )
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _settle(self, outcome: _Outcome) -> Any:
+    def _settle(self, outcome: Outcome) -> Any:
         if outcome.error is not None:
             raise outcome.error
         self._published(outcome.events)
@@ -151,44 +130,11 @@ class SqlStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return fn(SqlUnitOfWork(session))
 
-    def _run_one(self, fn: Callable[[SqlUnitOfWork], Any]) -> _Outcome:
-        with Session(self.engine, expire_on_commit=False) as session:
-            uow = SqlUnitOfWork(session)
-            try:
-                value = fn(uow)
-                session.commit()
-            except BaseException as exc:  # reported to the awaiting caller, not swallowed
-                session.rollback()
-                return _Outcome(error=exc)
-            return _Outcome(value=value, events=uow.appended)
-
-    def _run_batch(self, batch: list[_Pending]) -> list[_Outcome]:
-        groups: dict[BatchFn, list[int]] = {}
-        for index, pending in enumerate(batch):
-            groups.setdefault(pending.fn, []).append(index)
-        outcomes: list[_Outcome] = [_Outcome() for _ in batch]
-        with Session(self.engine, expire_on_commit=False) as session:
-            uow = SqlUnitOfWork(session)
-            try:
-                for fn, indexes in groups.items():
-                    results = fn(uow, [batch[i].item for i in indexes])
-                    for i, result in zip(indexes, results, strict=True):
-                        if isinstance(result, Exception):
-                            outcomes[i].error = result
-                        else:
-                            outcomes[i].value = result
-                session.commit()
-            except Exception:
-                # The batch failed (an unexpected error, a unique race with another process)
-                # or its commit did: nothing of it is kept, and each item runs again in its own
-                # transaction so that only the offending one reports an error.
-                session.rollback()
-                if len(batch) > 1:
-                    log.info("group commit rolled back; running %d items one by one", len(batch))
-                return [self._run_one(functools.partial(_single, p)) for p in batch]
-        # Events go out once, with the first outcome; every caller's item is in the commit.
-        outcomes[0].events = uow.appended
-        return outcomes
+    def _run_batch(self, batch: list[_Pending]) -> list[Outcome]:
+        items = [(p.fn, p.item) for p in batch]
+        if self._writer_process is not None:
+            return self._writer_process.run_batch(items)
+        return run_batch(self.engine, items)
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -196,6 +142,11 @@ class SqlStore:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 outcomes = await loop.run_in_executor(self._writer, self._run_batch, batch)
+            except Exception as exc:
+                # Nothing of this batch is known to be stored; its callers hear so (a web-chat
+                # customer is not acknowledged and resends), and later batches go on.
+                log.error("group commit of %d items failed: %s", len(batch), exc)
+                outcomes = [Outcome(error=exc) for _ in batch]
             except BaseException as exc:
                 for item in batch:
                     if not item.future.done():

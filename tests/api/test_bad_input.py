@@ -9,7 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from hub.api import create_app
 from hub.api.keys import STORE
+from hub.config import Settings
 from tests.support import Agent, Customer, next_frame
 
 
@@ -107,7 +109,13 @@ async def test_exactly_at_the_limit_is_accepted(customer: Customer) -> None:
     assert ack["type"] == "ack"
 
 
-async def test_flooding_socket_is_rate_limited_but_keeps_acked_messages(customer: Customer) -> None:
+async def test_flooding_socket_is_rate_limited_but_keeps_acked_messages(
+    aiohttp_client: Any, settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    # A burst of 10, then one a second: 100 at once overrun it however fast storage is.
+    app = create_app(settings.model_copy(update={"webchat_rate_per_s": 1, "webchat_burst": 10}))
+    base = str((await aiohttp_client(app)).make_url("")).rstrip("/")
+    customer = await Customer(http, base).start()
     ws = await customer.connect()
     for i in range(100):
         await ws.send_json({"type": "message", "client_id": f"f{i}", "text": f"flood {i}"})

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support import Agent, Customer, HubProcess, next_frame
+from tests.support import Agent, Customer, HubProcess, descendants, next_frame
 
 CUSTOMERS = 3
 MESSAGES = 50  # per customer, before the kill
@@ -245,6 +245,9 @@ async def test_sigkill_mid_conversation_loses_nothing_acknowledged(
     try:
         async with asyncio.timeout(30):
             await enough.wait()
+        # The storage writer process is busy with the burst; kill() also checks that it
+        # exits by itself once the hub is gone.
+        assert hub.proc is not None and descendants(hub.proc.pid), "no storage writer process"
         hub.kill()
         async with asyncio.timeout(30):
             await asyncio.gather(*pumps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from hub.storage.store import create_engine_for
+from hub.storage.engine import create_engine_for
 from hub.storage.tables import metadata
 
 config = context.config

@@ -55,6 +55,7 @@
       err_text_too_long: "Your message is too long. Please shorten it and send it again.",
       err_empty_text: "Please type a message first.",
       err_rate_limited: "You are sending messages too quickly. We will retry in a moment.",
+      err_storage_unavailable: "We could not save your message yet. We will retry in a moment.",
       err_frame_too_large: "Your message is too long. Please shorten it and send it again.",
       err_generic: "Something went wrong. Please try again.",
     },
@@ -82,6 +83,7 @@
       err_text_too_long: "消息太长，请缩短后重新发送。",
       err_empty_text: "请先输入消息内容。",
       err_rate_limited: "发送太频繁，稍后将自动重试。",
+      err_storage_unavailable: "消息暂未保存，稍后将自动重试。",
       err_frame_too_large: "消息太长，请缩短后重新发送。",
       err_generic: "出错了，请重试。",
     },
@@ -602,9 +604,12 @@
     if (ui.panel.hidden) setUnread(true);
   }
 
+  // Refusals that mean "not now": the message stays queued and is sent again.
+  const RETRYABLE = new Set(["rate_limited", "storage_unavailable"]);
+
   function onErrorFrame(frame) {
     const item = frame.client_id && state.unacked.find((m) => m.client_id === frame.client_id);
-    if (item && frame.code === "rate_limited") {
+    if (item && RETRYABLE.has(frame.code)) {
       // Still wanted by the customer: keep it queued and retry shortly.
       showError(frame.code);
       setTimeout(() => socketOpen() && sendFrame(item), 3000);
