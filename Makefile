@@ -45,6 +45,7 @@ bench: install
 	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
 	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles-10.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
 	$(PY) bench/kb_speed.py
+	$(PY) bench/bot_decisions.py --articles $(EVAL)/clinc150/articles.jsonl --queries $(EVAL)/clinc150/queries-dev.jsonl
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -139,6 +139,8 @@ def start_hub(python: str, workdir: Path) -> ManagedServer:
         OMNIHUB_HOST=LOOPBACK,
         OMNIHUB_DATA_DIR=str(data_dir),
         OMNIHUB_DEMO="0",
+        # The durable message path is measured (issue #2); the bot has its own benchmark.
+        OMNIHUB_BOT_ENABLED="0",
         OMNIHUB_LOG_LEVEL="warning",
     )
     server = _spawn("hub", [python, "-m", "hub", "serve"], env, workdir / "hub.log", port)

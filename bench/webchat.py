@@ -11,8 +11,10 @@ its own subprocess so it has a CPU core to itself and never competes with the ot
   frame and answers `{"type": "ack", "client_id": …, "message_id": <counter>}` (the hub's
   ack shape and size) without storing anything;
 * hub: `python -m hub serve` with a fresh `OMNIHUB_DATA_DIR` (SQLite), `OMNIHUB_DEMO=0`,
-  `OMNIHUB_LOG_LEVEL=warning`, on a free loopback port, ready when `GET /readyz` answers
-  200; stopped with SIGTERM (SIGKILL after 10 s). `--hub-url` benches a running hub instead.
+  `OMNIHUB_BOT_ENABLED=0` (this measures the durable message path; the bot has
+  bench/bot_decisions.py), `OMNIHUB_LOG_LEVEL=warning`, on a free loopback port, ready when
+  `GET /readyz` answers 200; stopped with SIGTERM (SIGKILL after 10 s). `--hub-url`
+  benches a running hub instead.
 
 Clients. `--client-procs` worker processes (default 1: with two cores, one for the server
 and one for the clients is the fair split) each open their share of `--sockets` websockets

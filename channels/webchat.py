@@ -157,8 +157,12 @@ class WebchatChannel:
         visitor = "visitor-" + hashed[:20]
         name = req.name or f"Visitor {hashed[:4].upper()}"
 
+        status = self.ctx.sink.opening_status(self.inbox)
+
         def run(uow: UnitOfWork) -> WebchatSession:
-            conv = do_open_conversation(uow, self.name, self.inbox, visitor, name, req.language)
+            conv = do_open_conversation(
+                uow, self.name, self.inbox, visitor, name, req.language, status
+            )
             return uow.create_webchat_session(hashed, conv.contact_id, conv.id, visitor)
 
         session = await self.ctx.store.write(run)
@@ -308,6 +312,8 @@ class WebchatChannel:
                 "text": m["text"],
                 "created_at": m["created_at"],
             }
+            if m.get("choices"):  # quick replies (bot questions): buttons in the widget
+                frame["choices"] = m["choices"]
         elif envelope["kind"] == "typing" and envelope["data"].get("author") != "customer":
             frame = {"type": "typing", "author": envelope["data"].get("author", "agent")}
         else:

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from hub.errors import ConfigError
+from hub.inboxes import InboxBot
 
 ENV_PREFIX = "OMNIHUB_"
 
@@ -54,6 +55,13 @@ class Settings(BaseSettings):
     # Knowledge base: fuse a sentence-embedding stage into BM25 ranking (needs the
     # `semantic` extra; without it search falls back to BM25 and logs why).
     kb_semantic: bool = True
+    # The front-line bot (docs/bot.md): on for every inbox, or per inbox in `bot_inboxes`
+    # ({"website": {"working_hours": ["mon-fri 09:00-18:00"], "required_details": ["name"]}}).
+    bot_enabled: bool = True
+    bot_inboxes: dict[str, InboxBot] = {}
+    # Answer/clarify/escalate: the runner-up within this of the top score means "ask which".
+    bot_clarify_margin: float = Field(0.02, ge=0, le=1)
+    bot_max_misses: int = Field(2, ge=1, le=10)  # misses in a row before a hand-off
 
     @field_validator("database_url", "redis_url", "public_url")
     @classmethod
@@ -70,6 +78,17 @@ class Settings(BaseSettings):
     def kb_index_dir(self) -> Path:
         """The knowledge-base search index (derived; `omnihub kb reindex` rebuilds it)."""
         return self.data_dir / "kb-index"
+
+    def bot_rules(self, inbox: str) -> InboxBot | None:
+        """The bot's rules for an inbox, or None when the bot is off there."""
+        rules = self.bot_inboxes.get(inbox, InboxBot())
+        on = rules.enabled if rules.enabled is not None else self.bot_enabled
+        return rules if on else None
+
+    @property
+    def bot_anywhere(self) -> bool:
+        """Whether the bot is on for any inbox (else the hub does not run it at all)."""
+        return self.bot_enabled or any(r.enabled for r in self.bot_inboxes.values())
 
     @property
     def effective_public_url(self) -> str:

@@ -87,6 +87,7 @@ class EventKind(enum.StrEnum):
     ARTICLE_UPDATED = "article.updated"
     ARTICLE_STATUS_CHANGED = "article.status_changed"
     KB_SYNONYMS_UPDATED = "kb.synonyms_updated"
+    BOT_DECISION = "bot.decision"  # what the bot did with a customer message, and why
 
 
 @dataclass(frozen=True, slots=True)

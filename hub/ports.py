@@ -354,6 +354,11 @@ class InboundSink(Protocol):
         """Store the message durably (idempotent on channel_message_id) and return it."""
         ...
 
+    def opening_status(self, inbox: str) -> ConversationStatus:
+        """The status a new conversation on `inbox` starts in (BOT where the bot answers
+        first), for channels that open conversations themselves."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
@@ -398,3 +403,55 @@ class ChannelSendError(Exception):
     def __init__(self, detail: str, *, retryable: bool = True):
         super().__init__(detail)
         self.retryable = retryable
+
+
+# --- the front-line bot -----------------------------------------------------------------------
+
+
+class BotKnowledge(Protocol):
+    """The knowledge base as the bot sees it: the one port its actions use besides rasa-sdk.
+
+    The hub implements it over the article service, so every question the bot asks is recorded
+    for the content-gap report like any other.
+    """
+
+    async def search(self, query: str, language: str | None, limit: int) -> KbResult:
+        """Ranked published articles for a customer question; ValueError for an unusable one."""
+        ...
+
+    async def article(self, article_id: str) -> KbArticle | None:
+        """A published article, or None when it is not (any more)."""
+        ...
+
+    async def feedback(self, article_id: str, helpful: bool, conversation_id: int | None) -> None:
+        """Count a "did this help?" answer on the article; ValueError for an unknown article."""
+        ...
+
+    def article_url(self, article_id: str) -> str:
+        """Where a customer can read the article."""
+        ...
+
+
+class FrontLineBot(Protocol):
+    """The bot plugin as the hub drives it, in Rasa's action-server terms.
+
+    Payloads are Rasa's: an action call `{"next_action", "sender_id", "tracker", "domain",
+    "version"}` in, `{"events", "responses"}` out. `next_action` stands in for Rasa's dialogue
+    policy when the hub runs the bot in-process; an external Rasa assistant picks actions
+    itself and calls `run_external` through the hub's `/webhook`.
+    """
+
+    def next_action(self, tracker: dict[str, Any]) -> str:
+        """The action to run for the tracker's latest user message."""
+        ...
+
+    async def run(self, action_call: dict[str, Any]) -> dict[str, Any]:
+        """Run one action for the hub's own conversations."""
+        ...
+
+    async def run_external(self, action_call: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one action for an external Rasa server; raises rasa-sdk's exceptions
+        (unknown action, rejected action, missing domain) for the endpoint to map."""
+        ...
+
+    def action_names(self) -> list[str]: ...

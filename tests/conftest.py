@@ -74,6 +74,7 @@ def settings(tmp_path: Path, database_url: str | None) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         demo=True,
+        bot_enabled=False,  # core tests count messages and statuses; tests/bot turns it on
         log_level="warning",
         demo_agent_email=AGENT_EMAIL,
         demo_agent_password=AGENT_PASSWORD,

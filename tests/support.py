@@ -82,6 +82,8 @@ class HubProcess:
     def start(self, timeout: float = 60) -> HubProcess:
         env = {
             **os.environ,
+            # Off unless the test turns it on: system tests count messages and statuses.
+            "OMNIHUB_BOT_ENABLED": "0",
             **self.env,
             "OMNIHUB_PORT": str(self.port),
             "OMNIHUB_HOST": "127.0.0.1",

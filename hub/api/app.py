@@ -12,12 +12,24 @@ from pathlib import Path
 import aiohttp_cors
 from aiohttp import web
 
+from bot import DecisionPolicy, FrontLineBot
 from channels import channel_class
-from hub.api import agent_ws, auth, conversations, health, help_center, kb, openapi, pages
+from hub.api import (
+    agent_ws,
+    auth,
+    conversations,
+    health,
+    help_center,
+    kb,
+    openapi,
+    pages,
+    rasa_webhook,
+)
 from hub.api.keys import (
     AGENT_SOCKETS,
     AGENTS,
     ARTICLES,
+    BOT_RUNNER,
     BUS,
     CONVERSATIONS,
     ENDPOINTS,
@@ -34,6 +46,7 @@ from hub.ports import Channel, ChannelContext, EventBus
 from hub.services import kb_io
 from hub.services.agents import AgentService
 from hub.services.articles import ArticleService
+from hub.services.bot_runner import ArticleKnowledge, BotRunner
 from hub.services.conversations import ConversationService
 from hub.services.kb_index import IndexKeeper
 from hub.services.outbox import Outbox
@@ -64,7 +77,11 @@ def create_app(settings: Settings) -> web.Application:
         writer_process=settings.db_writer_process,
     )
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else LocalBus()
-    service = ConversationService(store, settings.max_text_chars)
+    service = ConversationService(
+        store,
+        settings.max_text_chars,
+        bot_first=lambda inbox: settings.bot_rules(inbox) is not None,
+    )
     app[STORE], app[BUS], app[CONVERSATIONS] = store, bus, service
     app[AGENTS] = AgentService(store, timedelta(hours=settings.session_ttl_hours))
     keeper = IndexKeeper(
@@ -73,6 +90,14 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
+    bot = FrontLineBot(
+        ArticleKnowledge(app[ARTICLES], settings.effective_public_url),
+        DecisionPolicy(
+            clarify_margin=settings.bot_clarify_margin, max_misses=settings.bot_max_misses
+        ),
+    )
+    app[rasa_webhook.BOT] = bot
+    app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
 
     ctx = ChannelContext(
         sink=service,
@@ -97,6 +122,7 @@ def create_app(settings: Settings) -> web.Application:
         *help_center.HANDLERS,
         *agent_ws.HANDLERS,
         *openapi.HANDLERS,
+        *rasa_webhook.HANDLERS,
     ]
     for ch in channels.values():
         if isinstance(ch, HttpChannel):
@@ -110,6 +136,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_bus(bus, store))
     app.cleanup_ctx.append(_channels(list(channels.values()), outbox))
     app.cleanup_ctx.append(_knowledge_base(keeper, bus))
+    if settings.bot_anywhere:
+        app.cleanup_ctx.append(_bot(app[BOT_RUNNER], bus))
     # Close websockets when shutdown starts, not after aiohttp's grace period: clients
     # reconnect to a live process at once.
     app.on_shutdown.append(_close_sockets(list(channels.values())))
@@ -195,6 +223,19 @@ def _knowledge_base(keeper: IndexKeeper, bus: EventBus):  # type: ignore[no-unty
         yield
         unsubscribe()
         await keeper.close()
+
+    return ctx
+
+
+def _bot(runner: BotRunner, bus: EventBus):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        unsubscribe = runner.follow(bus)
+        resumed = await runner.resume()
+        if resumed:
+            log.info("the bot answers %d customers left waiting by an earlier run", resumed)
+        yield
+        unsubscribe()
+        await runner.close()
 
     return ctx
 

@@ -9,6 +9,7 @@ from hub.http import Endpoint
 from hub.ports import EventBus
 from hub.services.agents import AgentService
 from hub.services.articles import ArticleService
+from hub.services.bot_runner import BotRunner
 from hub.services.conversations import ConversationService
 from hub.services.outbox import Outbox
 from hub.storage import SqlStore
@@ -22,3 +23,4 @@ OUTBOX = web.AppKey("outbox", Outbox)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 AGENT_SOCKETS = web.AppKey("agent_sockets", set[web.WebSocketResponse])
 ARTICLES = web.AppKey("articles", ArticleService)
+BOT_RUNNER = web.AppKey("bot_runner", BotRunner)

@@ -26,8 +26,18 @@ from hub.model import (
 )
 from hub.ports import ConversationFilter, NewEvent, NewMessage, Store, UnitOfWork
 
-# Until the bot and the router land, a new conversation waits in the queue for any agent.
+# Until the router lands, a new conversation waits in the queue for any agent; on an inbox
+# where the front-line bot is on it starts with the bot instead (ConversationService.bot_first).
 INITIAL_STATUS = ConversationStatus.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An inbound message as the receiving unit of work takes it: with the status a
+    conversation it opens starts in (decided by the service, which knows the inboxes)."""
+
+    message: InboundMessage
+    opens_as: ConversationStatus = INITIAL_STATUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,7 @@ def do_open_conversation(
     address: str,
     display_name: str,
     language: str | None,
+    status: ConversationStatus = INITIAL_STATUS,
 ) -> Conversation:
     """Find or create the contact for (channel, address) and open a new conversation."""
     identity = model.Identity(inbound_channel, address)
@@ -127,12 +138,12 @@ def do_open_conversation(
     if contact is None:
         contact = uow.create_contact(display_name, [identity], language)
         uow.append_event(EventKind.CONTACT_CREATED, None, {"contact": wire.contact_json(contact)})
-    conv = uow.create_conversation(contact.id, inbound_channel, inbox, INITIAL_STATUS, language)
+    conv = uow.create_conversation(contact.id, inbound_channel, inbox, status, language)
     _conversation_event(uow, EventKind.CONVERSATION_CREATED, conv, AuthorKind.SYSTEM, None)
     return conv
 
 
-def do_receive_many(uow: UnitOfWork, batch: list[InboundMessage]) -> list[Message | Exception]:
+def do_receive_many(uow: UnitOfWork, batch: list[Inbound]) -> list[Message | Exception]:
     """Store inbound messages on their conversations, one result per message in order.
 
     A whole group-committed batch takes a handful of statements. Idempotent on (channel,
@@ -140,21 +151,23 @@ def do_receive_many(uow: UnitOfWork, batch: list[InboundMessage]) -> list[Messag
     message for an unknown conversation gets its error without holding up the others.
     """
     now = utcnow()
-    keys = {(m.channel, m.channel_message_id) for m in batch if m.channel_message_id}
+    messages = [item.message for item in batch]
+    keys = {(m.channel, m.channel_message_id) for m in messages if m.channel_message_id}
     known: dict[tuple[str, str], Message | int] = dict(uow.messages_by_channel_ids(keys))
     convs = uow.conversations_by_id(
-        {m.conversation_id for m in batch if m.conversation_id is not None}, for_update=True
+        {m.conversation_id for m in messages if m.conversation_id is not None}, for_update=True
     )
     before = dict(convs)
     slots: list[Message | Exception | int] = []  # an int points into `new`
     new: list[NewMessage] = []
-    for msg in batch:
+    for item in batch:
+        msg = item.message
         key = (msg.channel, msg.channel_message_id) if msg.channel_message_id else None
         if key is not None and key in known:
             slots.append(known[key])
             continue
         if msg.conversation_id is None:
-            conv = _conversation_for_sender(uow, msg)
+            conv = _conversation_for_sender(uow, msg, item.opens_as)
             before.setdefault(conv.id, conv)
             convs.setdefault(conv.id, conv)
         elif (found := convs.get(msg.conversation_id)) is None:
@@ -188,7 +201,9 @@ def do_receive_many(uow: UnitOfWork, batch: list[InboundMessage]) -> list[Messag
     return [stored[s] if isinstance(s, int) else s for s in slots]
 
 
-def _conversation_for_sender(uow: UnitOfWork, msg: InboundMessage) -> Conversation:
+def _conversation_for_sender(
+    uow: UnitOfWork, msg: InboundMessage, status: ConversationStatus
+) -> Conversation:
     """The sender's latest conversation on this channel and inbox, or a new one."""
     contact = uow.contact_by_identity(msg.sender)
     latest = uow.latest_conversation(contact.id, msg.channel, msg.inbox) if contact else None
@@ -199,6 +214,7 @@ def _conversation_for_sender(uow: UnitOfWork, msg: InboundMessage) -> Conversati
         msg.sender.address,
         msg.sender_name or msg.sender.address,
         msg.language,
+        status,
     )
 
 
@@ -232,6 +248,100 @@ def do_agent_reply(uow: UnitOfWork, conversation_id: int, agent_id: int, text: s
     return stored
 
 
+@dataclass(frozen=True, slots=True)
+class BotReply:
+    """One bot message; `choices` ({"title", "payload"}) become buttons where the channel has
+    them, and the text always lists them too."""
+
+    text: str
+    choices: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BotTurn:
+    """What the bot did with one trigger (a customer message, or a resolution for CSAT)."""
+
+    conversation_id: int
+    key: str  # "message:ID" or "resolved:TIME": a trigger is answered once, even on a retry
+    replies: tuple[BotReply, ...]
+    decision: dict[str, Any]  # which article, which score, why: for the event log
+    state: dict[str, Any]  # the bot's slots after the turn (read back on the next one)
+    handoff: dict[str, Any] | None = None  # hand the conversation to people, with this reason
+    csat: int | None = None
+    needs_bot_status: bool = True  # drop the turn if a person took the conversation meanwhile
+
+
+def bot_turn_answered(uow: UnitOfWork, conversation_id: int, key: str) -> bool:
+    return any(
+        ev.kind is EventKind.BOT_DECISION and ev.payload.get("key") == key
+        for ev in uow.events(conversation_id)
+    )
+
+
+def do_bot_turn(uow: UnitOfWork, turn: BotTurn) -> list[Message]:
+    """Store the bot's replies, its decision and state, and a hand-off or a CSAT rating.
+
+    Returns the stored replies for the outbox; none when the trigger was already answered
+    (a resumed turn) or a person took the conversation while the bot was thinking.
+    """
+    conv = _load(uow, turn.conversation_id, for_update=True)
+    if bot_turn_answered(uow, conv.id, turn.key):
+        return []
+    if turn.needs_bot_status and conv.status is not ConversationStatus.BOT:
+        return []
+    now = utcnow()
+    stored = uow.add_messages(
+        [
+            NewMessage(conv.id, Direction.OUTBOUND.value, AuthorKind.BOT, r.text, conv.channel, now)
+            for r in turn.replies
+        ]
+    )
+    events = []
+    for msg, reply in zip(stored, turn.replies, strict=True):
+        event = _message_event(msg)
+        if reply.choices:
+            event.payload["message"]["choices"] = [dict(c) for c in reply.choices]
+        events.append(event)
+    uow.append_events(events)
+    uow.append_event(
+        EventKind.BOT_DECISION,
+        conv.id,
+        {
+            "key": turn.key,
+            **turn.decision,
+            "message_ids": [m.id for m in stored],
+            "state": turn.state,
+        },
+        AuthorKind.BOT,
+    )
+    after = model.after_business_reply(conv, now) if stored else conv
+    extra: dict[str, Any] = {}
+    if turn.handoff is not None and after.status is ConversationStatus.BOT:
+        after = model.transition(after, ConversationStatus.QUEUED, now)
+        extra["handoff"] = turn.handoff
+    if turn.csat is not None:
+        after = dataclasses.replace(after, csat=turn.csat)
+        extra["csat"] = [conv.csat, turn.csat]
+        if after.status not in (ConversationStatus.RESOLVED, ConversationStatus.CLOSED):
+            # The rating itself reopened the conversation (any customer message does).
+            after = model.transition(after, ConversationStatus.RESOLVED, now)
+    uow.save_conversations([after])
+    if extra or (conv.status, conv.assignee_id) != (after.status, after.assignee_id):
+        _conversation_event(
+            uow,
+            EventKind.CONVERSATION_UPDATED,
+            after,
+            AuthorKind.BOT,
+            None,
+            changes={
+                "status": [conv.status.value, after.status.value],
+                "assignee_id": [conv.assignee_id, after.assignee_id],
+            },
+            **extra,
+        )
+    return stored
+
+
 def do_change(
     uow: UnitOfWork,
     conversation_id: int,
@@ -255,23 +365,34 @@ class ConversationService:
         store: Store,
         max_text_chars: int,
         on_outbound: Callable[[Message], None] | None = None,
+        bot_first: Callable[[str], bool] | None = None,
     ):
         self.store = store
         self.max_text_chars = max_text_chars
         self.on_outbound = on_outbound  # the outbox, wired by the composition root
+        # Which inboxes' new conversations start with the front-line bot (inbox configuration).
+        self.bot_first = bot_first or (lambda _inbox: False)
+
+    def opening_status(self, inbox: str) -> ConversationStatus:
+        """InboundSink: the status a new conversation on `inbox` starts in."""
+        return ConversationStatus.BOT if self.bot_first(inbox) else INITIAL_STATUS
 
     async def receive(self, message: InboundMessage) -> Message:
         """InboundSink: durably store an inbound message (group-committed)."""
         text = clean_text(message.text, self.max_text_chars)
         if text != message.text:
             message = dataclasses.replace(message, text=text)
-        return await self.store.write_batched(do_receive_many, message)
+        item = Inbound(message, self.opening_status(message.inbox))
+        return await self.store.write_batched(do_receive_many, item)
 
     async def open_conversation(
         self, channel: str, inbox: str, address: str, display_name: str, language: str | None
     ) -> Conversation:
+        status = self.opening_status(inbox)
         return await self.store.write(
-            lambda uow: do_open_conversation(uow, channel, inbox, address, display_name, language)
+            lambda uow: do_open_conversation(
+                uow, channel, inbox, address, display_name, language, status
+            )
         )
 
     async def reply(self, conversation_id: int, agent_id: int, text: str) -> Message:
@@ -282,6 +403,14 @@ class ConversationService:
         if self.on_outbound is not None:
             self.on_outbound(msg)
         return msg
+
+    async def bot_turn(self, turn: BotTurn) -> list[Message]:
+        """Store a bot turn and send its replies the way agent replies go out."""
+        stored = await self.store.write(lambda uow: do_bot_turn(uow, turn))
+        if self.on_outbound is not None:
+            for msg in stored:
+                self.on_outbound(msg)
+        return stored
 
     async def assign(self, conversation_id: int, agent_id: int, actor_id: int) -> dict[str, Any]:
         """Give the conversation to `agent_id`; returns its summary."""

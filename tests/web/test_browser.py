@@ -9,9 +9,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 
+import playwright.sync_api as playwright_sync
 import pytest
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 Browser = playwright_sync.Browser
 Page = playwright_sync.Page
 expect = playwright_sync.expect
@@ -27,14 +27,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs /usr/bin/chromium")
-
 # Live updates cross two websockets and a database write; give them more than the 5 s default.
 expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (make test does)")
     with playwright_sync.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium

@@ -18,14 +18,12 @@ import pytest
 from tests.support import ROOT, HubProcess
 from tests.web import test_browser as shared
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+Page = shared.Page
+expect = shared.expect
 
-# pytest finds fixtures among module attributes: share the browser ones (and the skip).
+# pytest finds fixtures among module attributes: share the browser ones.
 browser = shared.browser
 open_page = shared.open_page
-pytestmark = shared.pytestmark
 
 EDITOR = "eda@kb.test"
 READER = "ann@kb.test"  # a plain agent

@@ -222,6 +222,10 @@
 .omnihub-meta { display: flex; gap: 8px; font-size: 12px; color: #4a4f57; margin-bottom: 2px; }
 .omnihub-author { font-weight: 600; color: #2b2f36; }
 .omnihub-text { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.omnihub-choices { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; }
+.omnihub-choice { font: inherit; font-size: 13px; padding: 4px 10px; border-radius: 14px;
+  border: 1px solid #3056d3; background: #ffffff; color: #3056d3; cursor: pointer; }
+.omnihub-choice:disabled { opacity: 0.5; cursor: default; }
 .omnihub-error { align-self: stretch; margin: 0; padding: 8px 12px; border-radius: 8px;
   background: #fde7e9; color: #8c1d18; border: 1px solid #f2b8bd; font-size: 14px; }
 .omnihub-typing { margin: 0; padding: 4px 16px; font-size: 13px; color: #4a4f57;
@@ -535,6 +539,10 @@
     }
     ui.input.value = "";
     ui.input.style.height = "";
+    sendText(text);
+  }
+
+  function sendText(text) {
     state.lastTypingSent = 0; // the next message is news to the agent: announce it at once
     const item = { client_id: newClientId(), text, created_at: new Date().toISOString() };
     state.unacked.push(item);
@@ -594,18 +602,41 @@
   function onIncomingMessage(frame) {
     if (state.byMessageId.has(frame.message_id)) return;
     hideTyping();
-    renderMessage({
+    const node = renderMessage({
       author: frame.author || "system",
       text: frame.text || "",
       createdAt: frame.created_at,
       authorName: frame.author_name,
       messageId: frame.message_id,
     });
+    if (Array.isArray(frame.choices) && frame.choices.length) renderChoices(node, frame.choices);
     if (ui.panel.hidden) setUnread(true);
   }
 
   // Refusals that mean "not now": the message stays queued and is sent again.
   const RETRYABLE = new Set(["rate_limited", "storage_unavailable"]);
+
+  // Quick replies from the bot (docs/webchat-protocol.md): a click sends the payload as the
+  // customer's message; a question is answered once, so its buttons go when one is used.
+  function renderChoices(node, choices) {
+    const row = el("div", { class: "omnihub-choices", role: "group" });
+    for (const choice of choices) {
+      if (!choice || typeof choice.title !== "string") continue;
+      const button = el("button", {
+        type: "button",
+        class: "omnihub-choice",
+        "data-testid": "omnihub-choice",
+        text: choice.title,
+      });
+      button.addEventListener("click", () => {
+        for (const b of row.querySelectorAll("button")) b.disabled = true;
+        sendText(typeof choice.payload === "string" ? choice.payload : choice.title);
+      });
+      row.append(button);
+    }
+    node.append(row);
+    scrollToEnd(false);
+  }
 
   function onErrorFrame(frame) {
     const item = frame.client_id && state.unacked.find((m) => m.client_id === frame.client_id);
