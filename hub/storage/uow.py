@@ -230,7 +230,8 @@ class SqlUnitOfWork:
         if not conversation_ids:
             return {}
         stmt = SELECT_CONVERSATIONS_FOR_UPDATE if for_update else SELECT_CONVERSATIONS
-        rows = self.session.execute(stmt, {"ids": list(conversation_ids)})
+        # Core statements on the session's connection: the ORM layer adds nothing here.
+        rows = self.session.connection().execute(stmt, {"ids": list(conversation_ids)})
         found = {r.id: convert.conversation(r) for r in rows}
         self._known.update(found)
         return found
@@ -331,7 +332,7 @@ class SqlUnitOfWork:
             by_channel.setdefault(channel, []).append(channel_message_id)
         found: dict[tuple[str, str], Message] = {}
         for channel, ids in by_channel.items():
-            rows = self.session.execute(
+            rows = self.session.connection().execute(
                 SELECT_MESSAGES_BY_CHANNEL_ID, {"channel": channel, "ids": ids}
             )
             found.update(((r.channel, r.channel_message_id), convert.message(r)) for r in rows)
