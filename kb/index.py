@@ -5,32 +5,31 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from whoosh import index, writing
-from whoosh.analysis import CompositeAnalyzer
-from whoosh.fields import ID, STORED, TEXT, Schema
-from whoosh.query import Or, Query, Term
-from whoosh.scoring import BM25F, BM25FScorer
+from whoosh.fields import ID, STORED, Schema
 from whoosh.searching import Searcher
 
 from hub.ports import KbArticle, KbHit, KbResult
 from kb import fusion
+from kb import writing as writing_
 from kb.grouping import group_similar
 from kb.highlight import highlight
+from kb.scoring import K1, LiveBM25
 from kb.synonyms import BUILTIN_GROUPS, SynonymExpander, load_groups, save_groups
 from kb.text import (
     BODY_MARK,
     MAX_QUERY_TERMS,
     QUESTIONS_MARK,
     TITLE_MARK,
+    CountedText,
     MixedTokenizer,
     WordTokenizer,
     clean_query,
@@ -42,45 +41,31 @@ from kb.text import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 3: term vectors on `text`, for statistics without deleted documents
+# 4: term vectors replaced by a stored list of each document's distinct terms (kb.scoring)
+SCHEMA_VERSION = 4
 # Titles and alternate questions say what an article is about; the body mostly explains.
 FIELD_BOOSTS: dict[str, float] = {TITLE_MARK: 2.5, QUESTIONS_MARK: 1.5, BODY_MARK: 0.5}
-K1, B = 1.2, 0.75
+# Deleted documents cost a little at every searcher opening (their terms are subtracted from
+# the statistics): merge them away once they are this many and a fifth of the index.
 OPTIMIZE_MIN_DELETED = 200
 # BM25 candidates handed to fusion; the semantic stage brings its own.
 CANDIDATES = 30
 SEARCHER_CHECK_S = 1.0  # how often a thread looks for commits made by other processes
 PROGRESS_EVERY = 100
+# Whoosh's writer buffers postings up to this (by its own estimate) before spilling sorted
+# runs to temporary files, merged again at commit: 10k articles estimate ~300 MB, and the
+# spilling at the old 128 MB doubled the commit. Peak memory of a 10k rebuild: ~0.5 GB.
+WRITER_LIMIT_MB = 512
 
 
-class _BM25F(BM25F):
-    """BM25F whose statistics count only the articles indexed now.
+@dataclass(slots=True)
+class _Reading:
+    """One thread's view of the index: a Whoosh searcher and the BM25F state over it."""
 
-    Whoosh keeps deleted documents (replaced or removed articles) in its document
-    frequencies and averages until their segment is rewritten, so scores would depend on the
-    history of edits; optimising after every edit rewrites the whole index (tens of seconds
-    at 10k articles). Instead the idf subtracts the terms of the deleted documents (read from
-    their term vectors, few between merges) and the average length is taken over the live
-    documents' stored (one-byte) lengths: incremental updates and a rebuild rank identically.
-    """
-
-    def __init__(self, avgfl: float, live_docs: int, dead_terms: Counter[str]) -> None:
-        super().__init__(B=B, K1=K1)
-        self.avgfl = avgfl or 1.0
-        self.live_docs = live_docs
-        self.dead_terms = dead_terms
-
-    def idf(self, searcher: Any, fieldname: str, text: bytes | str) -> float:
-        if fieldname != "text":
-            return float(super().idf(searcher, fieldname, text))
-        term = text.decode("utf-8") if isinstance(text, bytes) else text
-        n = searcher.get_parent().doc_frequency(fieldname, text) - self.dead_terms[term]
-        return math.log(max(self.live_docs, 1) / (n + 1)) + 1
-
-    def scorer(self, searcher: Any, fieldname: str, text: bytes, qf: int = 1) -> Any:
-        scorer = BM25FScorer(searcher, fieldname, text, self.B, self.K1, qf=qf)
-        scorer.avgfl = self.avgfl
-        return scorer
+    searcher: Any
+    bm25: LiveBM25
+    generation: int
+    checked: float
 
 
 class VectorStage(Protocol):
@@ -96,11 +81,10 @@ def _schema() -> Schema:
     return Schema(
         id=ID(stored=True, unique=True),
         language=ID(stored=True),
-        text=TEXT(
-            analyzer=CompositeAnalyzer(MixedTokenizer(FIELD_BOOSTS)), phrase=False, vector=True
-        ),
+        text=CountedText(MixedTokenizer(FIELD_BOOSTS)),
         # Unstemmed words of titles and questions: the vocabulary spelling suggestions use.
-        spell=TEXT(analyzer=CompositeAnalyzer(WordTokenizer()), phrase=False),
+        spell=CountedText(WordTokenizer(), scorable=False),
+        terms=STORED(),
         title=STORED(),
         data=STORED(),
     )
@@ -111,15 +95,17 @@ def semantic_texts(article: KbArticle) -> list[str]:
     return [article.title, *article.questions]
 
 
-def _document(article: KbArticle) -> dict[str, Any]:
+def _document(article: KbArticle, tokenizer: MixedTokenizer) -> dict[str, Any]:
     questions = "\n".join(article.questions)
+    text = (
+        f"{TITLE_MARK}{clean_text(article.title)}{QUESTIONS_MARK}{clean_text(questions)}"
+        f"{BODY_MARK}{clean_text(article.body)}"
+    )
     return {
         "id": article.id,
         "language": article.language,
-        "text": (
-            f"{TITLE_MARK}{clean_text(article.title)}{QUESTIONS_MARK}{clean_text(questions)}"
-            f"{BODY_MARK}{clean_text(article.body)}"
-        ),
+        "text": text,
+        "terms": " ".join(tokenizer.counts(text)),
         "spell": f"{article.title}\n{questions}",
         "title": article.title,
         "data": json.dumps(
@@ -159,6 +145,7 @@ class WhooshKnowledgeIndex:
         else:
             self._ix = index.open_dir(str(directory))
         self._vectors = vectors
+        self._tokenizer: MixedTokenizer = self._ix.schema["text"].tokenizer
         self._write_lock = threading.Lock()
         self._generation = 0
         self._local = threading.local()
@@ -173,39 +160,30 @@ class WhooshKnowledgeIndex:
 
     # --- reading -------------------------------------------------------------------------
 
-    def _searcher(self) -> Any:
+    def _reading(self) -> _Reading:
+        """This thread's searcher and BM25F state, reopened after any commit."""
         local = self._local
-        searcher: Any = getattr(local, "searcher", None)
+        reading: _Reading | None = getattr(local, "reading", None)
         now = time.monotonic()
-        stale = searcher is None or local.generation != self._generation
-        if not stale and now - local.checked > SEARCHER_CHECK_S:
-            local.checked = now
-            stale = not searcher.up_to_date()
-        if stale:
+        stale = reading is None or reading.generation != self._generation
+        if reading is not None and not stale and now - reading.checked > SEARCHER_CHECK_S:
+            reading.checked = now
+            stale = not reading.searcher.up_to_date()
+        if reading is None or stale:
             generation = self._generation
-            new = self._open_searcher()
+            searcher = Searcher(self._ix.reader(), fromindex=self._ix)
+            fresh = _Reading(searcher, LiveBM25(searcher.reader()), generation, now)
             with self._searchers_lock:
-                if searcher is not None:
-                    self._open_searchers.remove(searcher)
-                self._open_searchers.append(new)
-            if searcher is not None:
-                searcher.close()
-            local.searcher, local.generation, local.checked = new, generation, now
-            searcher = new
-        return searcher
+                if reading is not None:
+                    self._open_searchers.remove(reading.searcher)
+                self._open_searchers.append(searcher)
+            if reading is not None:
+                reading.searcher.close()
+            local.reading = reading = fresh
+        return reading
 
-    def _open_searcher(self) -> Any:
-        reader = self._ix.reader()
-        lengths: list[int] = []
-        dead: Counter[str] = Counter()
-        for n in range(reader.doc_count_all()):
-            if reader.is_deleted(n):
-                dead.update(term for term, _ in reader.vector_as("frequency", n, "text"))
-            else:
-                lengths.append(reader.doc_field_length(n, "text", 0))
-        avgfl = sum(lengths) / len(lengths) if lengths else 1.0
-        weighting = _BM25F(avgfl, len(lengths), dead)
-        return Searcher(reader, weighting=weighting, fromindex=self._ix)
+    def _searcher(self) -> Any:
+        return self._reading().searcher
 
     def article_ids(self) -> set[str]:
         """Ids of every indexed article."""
@@ -218,31 +196,23 @@ class WhooshKnowledgeIndex:
             weights.setdefault(term, weight)
         return weights
 
-    @staticmethod
-    def _whoosh_query(weights: dict[str, float]) -> Query:
-        return Or([Term("text", term, boost=weight) for term, weight in weights.items()])
-
     def search(self, query: str, language: str | None = None, limit: int = 10) -> KbResult:
         """Ranked hits for a customer question; ValueError when the query has no text."""
         text = clean_query(query)
         limit = max(1, min(limit, 100))
         weights = self._query_weights(text)
-        searcher = self._searcher()
+        reading = self._reading()
+        searcher = reading.searcher
         bm25: list[tuple[str, float]] = []
         stored: dict[str, dict[str, Any]] = {}
-        if weights:
-            filter_q = Term("language", language) if language else None
-            results = searcher.search(
-                self._whoosh_query(weights), limit=max(limit, CANDIDATES), filter=filter_q
-            )
-            for hit in results:
-                fields = hit.fields()
-                stored[fields["id"]] = fields
-                bm25.append((fields["id"], float(hit.score)))
+        for docnum, score in reading.bm25.top(weights, max(limit, CANDIDATES), language):
+            fields = searcher.stored_fields(docnum)
+            stored[fields["id"]] = fields
+            bm25.append((fields["id"], score))
         vector: list[tuple[str, float]] = []
         if self._vectors is not None:
             vector = self._vectors.scores(text, max(limit, CANDIDATES))
-        ranked = fusion.fuse(bm25, vector, self._bm25_ceiling(weights))
+        ranked = fusion.fuse(bm25, vector, self._bm25_ceiling(weights, reading.bm25))
         hits: list[KbHit] = []
         for article_id, score in ranked:
             fields = stored.get(article_id) or searcher.document(id=article_id)
@@ -267,12 +237,12 @@ class WhooshKnowledgeIndex:
         suggestion = None if hits else self._suggest(text, searcher)
         return KbResult(query=text, hits=hits, answer=answer, suggestion=suggestion)
 
-    def _bm25_ceiling(self, weights: dict[str, float]) -> float:
+    @staticmethod
+    def _bm25_ceiling(weights: dict[str, float], bm25: LiveBM25) -> float:
         """A query-specific upper bound of its BM25 score, so scores compare across queries."""
-        searcher = self._searcher()
-        if not weights or searcher.doc_count() == 0:
-            return 1.0  # Whoosh's idf is log(0) on an empty index; nothing can match anyway
-        return sum(w * searcher.idf("text", t) for t, w in weights.items()) * (K1 + 1) or 1.0
+        if not weights or bm25.live_docs == 0:
+            return 1.0  # nothing can match anyway
+        return sum(w * bm25.idf(t) for t, w in weights.items()) * (K1 + 1) or 1.0
 
     def _suggest(self, text: str, searcher: Any) -> str | None:
         corrector = searcher.corrector("spell")
@@ -291,28 +261,28 @@ class WhooshKnowledgeIndex:
 
     def _writer(self) -> Any:
         # Whoosh's lock file serialises writers of other processes; wait rather than fail.
-        return self._ix.writer(timeout=60.0, limitmb=128)
+        return writing_.writer(self._ix, timeout=60.0, limitmb=WRITER_LIMIT_MB)
 
-    def _commit(self, writer: Any, deleted: bool = False, **kwargs: Any) -> None:
-        # Scores do not depend on deleted documents (see _BM25F), but each one costs a little
-        # at every searcher opening: rewrite the index once they are a fair share of it.
-        reader = writer.reader()
-        dead = reader.doc_count_all() - reader.doc_count()
-        optimize = deleted and dead > max(OPTIMIZE_MIN_DELETED, reader.doc_count_all() // 5)
-        writer.commit(optimize=optimize, **kwargs)
+    def _commit(self, writer: Any, **kwargs: Any) -> None:
+        writer.commit(**kwargs)
         self._generation += 1
+
+    def _add(self, writer: Any, article: KbArticle, replace: bool) -> None:
+        fields = _document(article, self._tokenizer)
+        if replace:
+            writer.update_document(**fields)
+        else:
+            writer.add_document(**fields)
 
     def upsert(self, articles: Sequence[KbArticle]) -> None:
         """Add or replace articles (by id)."""
         if not articles:
             return
         with self._write_lock:
-            searcher = self._searcher()
-            replaces = any(searcher.document_number(id=a.id) is not None for a in articles)
             writer = self._writer()
             for article in articles:
-                writer.update_document(**_document(article))
-            self._commit(writer, deleted=replaces)
+                self._add(writer, article, replace=True)
+            self._commit(writer)
             if self._vectors is not None:
                 self._vectors.set_articles([(a.id, semantic_texts(a)) for a in articles])
 
@@ -324,7 +294,7 @@ class WhooshKnowledgeIndex:
             writer = self._writer()
             for article_id in article_ids:
                 writer.delete_by_term("id", article_id)
-            self._commit(writer, deleted=True)
+            self._commit(writer)
             if self._vectors is not None:
                 self._vectors.remove(list(article_ids))
 
@@ -335,7 +305,7 @@ class WhooshKnowledgeIndex:
         with self._write_lock:
             writer = self._writer()
             for n, article in enumerate(articles, 1):
-                writer.add_document(**_document(article))
+                self._add(writer, article, replace=False)
                 if progress is not None and n % PROGRESS_EVERY == 0:
                     progress(n)
             self._commit(writer, mergetype=writing.CLEAR)
@@ -343,6 +313,34 @@ class WhooshKnowledgeIndex:
                 self._vectors.replace_all([(a.id, semantic_texts(a)) for a in articles])
             if progress is not None and len(articles) % PROGRESS_EVERY:
                 progress(len(articles))
+
+    def deleted_count(self) -> int:
+        """Documents replaced or removed but still in the index files (until `optimize`)."""
+        reader = self._ix.reader()
+        try:
+            return int(reader.doc_count_all() - reader.doc_count())
+        finally:
+            reader.close()
+
+    def needs_optimize(self) -> bool:
+        """Whether deleted documents are many enough that `optimize` is worth its cost."""
+        reader = self._ix.reader()
+        try:
+            total = reader.doc_count_all()
+            dead = total - reader.doc_count()
+        finally:
+            reader.close()
+        return bool(dead > max(OPTIMIZE_MIN_DELETED, total // 5))
+
+    def optimize(self) -> None:
+        """Rewrite the index into one segment without deleted documents.
+
+        Slow (the whole index is rewritten: seconds at 10k articles) and blocking other
+        writers meanwhile, so callers run it in the background, never inside an edit; results
+        do not change (deleted documents never count, see `kb.scoring`).
+        """
+        with self._write_lock:
+            self._commit(self._writer(), optimize=True)
 
     def set_synonyms(self, groups: Sequence[Sequence[str]]) -> None:
         """Replace the editor-maintained synonym groups (stored beside the index)."""

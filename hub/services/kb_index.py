@@ -15,6 +15,11 @@ Index calls block (Whoosh writes, embeddings), so they run on this keeper's thre
 the event loop: one writer thread (Whoosh admits one writer anyway) and a few searcher threads.
 Refreshes hold a lock across "read from the database, write the index": the last refresh to
 run has read the latest committed state, so two quick edits can never leave the older one in.
+
+Replaced and removed articles linger in the index files until they are merged away; an index
+that can (`needs_optimize` / `optimize`) is compacted after an edit, in the background: the
+edit's caller never waits for it (an edit arriving meanwhile queues behind it on the writer
+thread, as behind any write).
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ class _Closable(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class _Optimizable(Protocol):
+    """An index that accumulates deleted documents and can merge them away."""
+
+    def needs_optimize(self) -> bool: ...
+    def optimize(self) -> None: ...
+
+
 def kb_article(article: Article) -> KbArticle:
     """What the index holds of an article."""
     c = article.content
@@ -76,6 +89,7 @@ class IndexKeeper:
         self._searchers = ThreadPoolExecutor(searchers, thread_name_prefix="omnihub-kb-search")
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._optimizing: asyncio.Task[None] | None = None
 
     @property
     def index(self) -> KnowledgeIndex:
@@ -126,6 +140,7 @@ class IndexKeeper:
                 await self._write(self.index.upsert, [kb_article(a) for a in published])
             if gone:
                 await self._write(self.index.remove, gone)
+        self._optimize_in_background()
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the index from every published article; returns how many.
@@ -164,6 +179,23 @@ class IndexKeeper:
     def check_in_background(self) -> None:
         self._spawn(self.check(), "omnihub-kb-check")
 
+    def _optimize_in_background(self) -> None:
+        """Compact the index after edits if it asks for it; at most one compaction at a time."""
+        if not isinstance(self._index, _Optimizable):
+            return
+        if self._optimizing is not None and not self._optimizing.done():
+            return  # edits meanwhile delete little; the next edit after it looks again
+        self._optimizing = self._spawn(self._optimize(self._index), "omnihub-kb-optimize")
+
+    async def _optimize(self, index: _Optimizable) -> None:
+        if await self._write(index.needs_optimize):
+            await self._write(index.optimize)
+
+    async def idle(self) -> None:
+        """Wait for background work (compaction, refreshes from the bus) to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def follow(self, bus: EventBus) -> Callable[[], None]:
         """Apply other processes' article and synonym changes; returns the unsubscribe."""
 
@@ -180,10 +212,11 @@ class IndexKeeper:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _spawn(self, work: Any, name: str) -> None:
+    def _spawn(self, work: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
