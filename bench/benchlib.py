@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import resource
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+
+
+def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
+    """The knowledge-base benchmarks' common options: the data and the ranking mode."""
+    parser.add_argument("--articles", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, action="append", required=True)
+    parser.add_argument(
+        "--semantic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fuse the semantic stage in (default) or rank by BM25 only",
+    )
 
 
 def raise_nofile_limit() -> int:

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import percentile
+from benchlib import add_kb_arguments, percentile
 from kb_accuracy import load_queries
 
 from bot import DecisionPolicy, FrontLineBot
@@ -121,14 +121,7 @@ async def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--articles", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, action="append", required=True)
-    parser.add_argument(
-        "--semantic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fuse the semantic stage in (default) or rank by BM25 only",
-    )
+    add_kb_arguments(parser)
     parser.add_argument(
         "--clarify-margin",
         type=float,

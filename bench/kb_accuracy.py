@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import percentile
+from benchlib import add_kb_arguments, percentile
 
 from hub.cli import open_knowledge_base
 from hub.config import load_settings
@@ -101,14 +101,7 @@ async def run(articles_path: Path, query_paths: Sequence[Path], semantic: bool) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--articles", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, action="append", required=True)
-    parser.add_argument(
-        "--semantic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fuse the semantic stage in (default) or rank by BM25 only",
-    )
+    add_kb_arguments(parser)
     args = parser.parse_args(argv)
     figures = asyncio.run(run(args.articles, args.queries, args.semantic))
     print(f"articles        {args.articles}")

@@ -124,18 +124,25 @@ class LiveHub:
         self.agent_password = AGENT_PASSWORD
 
 
-@pytest.fixture
-def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
-    """A real `omnihub serve` subprocess on SQLite with the demo tenant (for browser tests)."""
+def start_live_hub(tmp_path: Path, **env: str) -> HubProcess:
+    """A real `omnihub serve` subprocess on SQLite with the demo tenant; `env` adds settings."""
     proc = HubProcess(
         env={
             "OMNIHUB_DATA_DIR": str(tmp_path / "live"),
             "OMNIHUB_DEMO": "1",
             "OMNIHUB_LOG_LEVEL": "warning",
+            **env,
         }
     )
     proc.log_path = tmp_path / "hub.log"
     proc.start()
+    return proc
+
+
+@pytest.fixture
+def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    """The hub for browser tests (bot off: they exercise the agent loop)."""
+    proc = start_live_hub(tmp_path)
     try:
         yield LiveHub(proc)
     finally:

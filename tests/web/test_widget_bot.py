@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveHub
-from tests.support import HubProcess
+from tests.conftest import LiveHub, start_live_hub
 from tests.web import test_browser as shared
 
 expect = shared.expect
@@ -35,16 +34,7 @@ def _demo_faq_ready(url: str) -> bool:
 @pytest.fixture
 def bot_hub(tmp_path: Path) -> Iterator[LiveHub]:
     """`omnihub serve` as `make run` starts it: demo tenant, demo FAQ, bot on."""
-    proc = HubProcess(
-        env={
-            "OMNIHUB_DATA_DIR": str(tmp_path / "live"),
-            "OMNIHUB_DEMO": "1",
-            "OMNIHUB_BOT_ENABLED": "1",
-            "OMNIHUB_LOG_LEVEL": "warning",
-        }
-    )
-    proc.log_path = tmp_path / "hub.log"
-    proc.start()
+    proc = start_live_hub(tmp_path, OMNIHUB_BOT_ENABLED="1")
     try:
         deadline = time.monotonic() + 60
         while not _demo_faq_ready(proc.url):  # the demo FAQ is seeded after start-up
