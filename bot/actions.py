@@ -15,6 +15,7 @@ be missing when an external assistant calls: every action has a default for each
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from bot import phrases, understanding
 from bot.phrases import say
 from bot.policy import Decision, DecisionPolicy, decide
 from hub.ports import BotKnowledge, KbArticle, KbHit
+
+log = logging.getLogger(__name__)
 
 ANSWER = "action_answer_from_kb"
 CHOOSE = "action_choose_article"
@@ -139,11 +142,6 @@ class BotAction(Action):
 
     def name(self) -> str:
         return self.NAME
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     async def _answer(
         self,
@@ -303,8 +301,9 @@ class ArticleFeedback(BotAction):
         if helpful is not None and article_id:
             try:
                 await self.kb.feedback(article_id, helpful, conversation_id)
-            except ValueError:
-                pass  # unpublished since: nothing to count it on, the reply still stands
+            except ValueError as exc:
+                # Unpublished since: nothing to count the vote on; the reply still stands.
+                log.info("helpful vote on %s not counted: %s", article_id, exc)
         decision = {"decision": "feedback", "helpful": helpful, "article_id": article_id}
         if helpful:
             dispatcher.utter_message(text=say(lang, "glad"))

@@ -127,8 +127,15 @@ class WhooshKnowledgeIndex:
     shareable between threads) and replaces it after a commit.
     """
 
-    def __init__(self, directory: Path, vectors: VectorStage | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        vectors: VectorStage | None = None,
+        *,
+        optimize_min_deleted: int = OPTIMIZE_MIN_DELETED,
+    ) -> None:
         self.directory = directory
+        self.optimize_min_deleted = optimize_min_deleted
         directory.mkdir(parents=True, exist_ok=True)
         meta = directory / "omnihub-kb.json"
         fresh = not index.exists_in(str(directory))
@@ -330,7 +337,7 @@ class WhooshKnowledgeIndex:
             dead = total - reader.doc_count()
         finally:
             reader.close()
-        return bool(dead > max(OPTIMIZE_MIN_DELETED, total // 5))
+        return bool(dead > max(self.optimize_min_deleted, total // 5))
 
     def optimize(self) -> None:
         """Rewrite the index into one segment without deleted documents.

@@ -4,95 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import pytest
-
-import kb.index
-from hub.ports import KbArticle, KbResult
+from hub.ports import KbArticle
 from hub.services.kb_index import IndexKeeper
+from hub.storage import SqlStore, migrate
 from kb import WhooshKnowledgeIndex
 
 T = TypeVar("T")
-
-
-class _Uow:
-    """Just enough of a unit of work: no stored articles, no synonyms."""
-
-    def article(self, article_id: str) -> None:
-        return None
-
-    def kb_synonyms(self) -> list[list[str]]:
-        return []
-
-
-class _Store:
-    async def read(self, fn: Callable[[Any], T]) -> T:
-        return fn(_Uow())
-
-
-class _SlowCompactingIndex:
-    """Records calls; `optimize` blocks until the test releases it."""
-
-    def __init__(self) -> None:
-        self.removed: list[list[str]] = []
-        self.optimize_started = threading.Event()
-        self.release = threading.Event()
-        self.optimized = 0
-
-    def search(self, query: str, language: str | None = None, limit: int = 10) -> KbResult:
-        return KbResult(query=query, hits=[], answer=None, suggestion=None)
-
-    def upsert(self, articles: Sequence[KbArticle]) -> None:
-        pass
-
-    def remove(self, article_ids: Sequence[str]) -> None:
-        self.removed.append(list(article_ids))
-
-    def rebuild(
-        self, articles: Sequence[KbArticle], progress: Callable[[int], None] | None = None
-    ) -> None:
-        pass
-
-    def article_ids(self) -> set[str]:
-        return set()
-
-    def set_synonyms(self, groups: Sequence[Sequence[str]]) -> None:
-        pass
-
-    def group_similar(self, texts: Sequence[str]) -> list[list[int]]:
-        return []
-
-    def needs_optimize(self) -> bool:
-        return self.optimized == 0
-
-    def optimize(self) -> None:
-        self.optimize_started.set()
-        assert self.release.wait(30)
-        self.optimized += 1
-
-
-async def test_an_edit_returns_before_the_compaction_it_triggers() -> None:
-    index = _SlowCompactingIndex()
-    keeper = IndexKeeper(_Store(), lambda: index)  # type: ignore[arg-type]
-    await keeper.open()
-    try:
-        # The article is not stored (any more): the edit removes it from the index.
-        await asyncio.wait_for(keeper.refresh(["gone"]), 30)
-        assert index.removed == [["gone"]]
-        assert await asyncio.to_thread(index.optimize_started.wait, 30)
-        assert index.optimized == 0  # still compacting, yet the edit has returned
-        index.release.set()
-        await asyncio.wait_for(keeper.idle(), 30)
-        assert index.optimized == 1
-        await keeper.refresh(["gone-too"])  # nothing left to compact: no second run
-        await asyncio.wait_for(keeper.idle(), 30)
-        assert index.optimized == 1
-    finally:
-        index.release.set()
-        await keeper.close()
 
 
 ARTICLES = [
@@ -101,11 +21,51 @@ ARTICLES = [
 ]
 
 
-def test_optimize_merges_deleted_documents_without_changing_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(kb.index, "OPTIMIZE_MIN_DELETED", 2)
-    ix = WhooshKnowledgeIndex(tmp_path / "kb")
+class _GatedIndex(WhooshKnowledgeIndex):
+    """The real index; `optimize` waits for the test's go-ahead, so the test can see an edit
+    return while the compaction it triggered is still running."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, optimize_min_deleted=0)
+        self.optimize_started = threading.Event()
+        self.release = threading.Event()
+        self.optimized = 0
+
+    def optimize(self) -> None:
+        self.optimize_started.set()
+        assert self.release.wait(30)
+        super().optimize()
+        self.optimized += 1
+
+
+async def test_an_edit_returns_before_the_compaction_it_triggers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    store = SqlStore.from_url(url)
+    index = _GatedIndex(tmp_path / "kb")
+    index.rebuild(ARTICLES)  # indexed, but not stored: a refresh removes them
+    keeper = IndexKeeper(store, lambda: index)
+    await keeper.open()
+    try:
+        await asyncio.wait_for(keeper.refresh([a.id for a in ARTICLES[:6]]), 30)
+        assert index.article_ids() == {a.id for a in ARTICLES[6:]}
+        assert await asyncio.to_thread(index.optimize_started.wait, 30)
+        assert index.optimized == 0  # still compacting, yet the edit has returned
+        index.release.set()
+        await asyncio.wait_for(keeper.idle(), 30)
+        assert index.optimized == 1 and index.deleted_count() == 0
+        assert (await keeper.search("cards", "en", 10)).hits  # the index still answers
+        await keeper.refresh(["not-indexed"])  # nothing deleted: no second compaction
+        await asyncio.wait_for(keeper.idle(), 30)
+        assert index.optimized == 1
+    finally:
+        index.release.set()
+        await keeper.close()
+        await store.close()
+
+
+def test_optimize_merges_deleted_documents_without_changing_results(tmp_path: Path) -> None:
+    ix = WhooshKnowledgeIndex(tmp_path / "kb", optimize_min_deleted=2)
     ix.rebuild(ARTICLES)
     assert not ix.needs_optimize()
     ix.upsert([ARTICLES[0]])  # a replacement leaves the old document deleted
