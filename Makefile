@@ -46,6 +46,8 @@ bench: install
 	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles-10.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
 	$(PY) bench/kb_speed.py
 	$(PY) bench/bot_decisions.py --articles $(EVAL)/clinc150/articles.jsonl --queries $(EVAL)/clinc150/queries-dev.jsonl
+	$(PY) bench/router.py
+	$(PY) bench/email_ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -128,8 +128,12 @@ def start_echo(python: str, workdir: Path) -> ManagedServer:
     return server
 
 
-def start_hub(python: str, workdir: Path) -> ManagedServer:
-    """Start `python -m hub serve` on a free port with a fresh data dir; wait until ready."""
+def start_hub(
+    python: str, workdir: Path, extra_env: dict[str, str] | None = None
+) -> ManagedServer:
+    """Start `python -m hub serve` on a free port with a fresh data dir; wait until ready.
+
+    `extra_env` adds settings (e.g. OMNIHUB_CHANNELS for a channel's benchmark)."""
     port = free_port()
     data_dir = workdir / "hub-data"
     data_dir.mkdir()
@@ -143,6 +147,7 @@ def start_hub(python: str, workdir: Path) -> ManagedServer:
         OMNIHUB_BOT_ENABLED="0",
         OMNIHUB_LOG_LEVEL="warning",
     )
+    env.update(extra_env or {})
     server = _spawn("hub", [python, "-m", "hub", "serve"], env, workdir / "hub.log", port)
     try:
         wait_ready(server)

@@ -60,6 +60,17 @@ _EN: dict[str, str] = {
     "write_message": "Please write your message; a colleague will answer when we open.",
     "message_taken": "Thank you, we have your message and will answer when we open.",
     "callback_taken": "Thank you, we will call you back on {phone} when we open.",
+    "overflow_message": (
+        "All our agents are busy at the moment. Please write your message here and we will "
+        "answer as soon as we can."
+    ),
+    "overflow_callback": (
+        "All our agents are busy at the moment. We will call you back on {phone} as soon as we can."
+    ),
+    "overflow_ask_phone": (
+        "All our agents are busy at the moment. Please write the phone number we can call "
+        "you back on, and we will call you as soon as we can."
+    ),
     "ask_csat": "How would you rate the help you got, from 1 (poor) to 5 (excellent)?",
     "csat_thanks": "Thank you for your rating!",
 }
@@ -101,6 +112,9 @@ _ZH: dict[str, str] = {
     "write_message": "请留下您的消息，客服人员上班后会回复您。",
     "message_taken": "谢谢，我们已收到您的留言，上班后会尽快回复。",
     "callback_taken": "谢谢，我们上班后会拨打 {phone} 给您回电。",
+    "overflow_message": "目前所有客服人员都在忙。请在这里留下您的消息，我们会尽快回复您。",
+    "overflow_callback": "目前所有客服人员都在忙。我们会尽快拨打 {phone} 给您回电。",
+    "overflow_ask_phone": "目前所有客服人员都在忙。请留下可以回电的电话号码，我们会尽快给您回电。",
     "ask_csat": "请为本次服务打分：1（很差）到 5（很好）。",
     "csat_thanks": "感谢您的评价！",
 }
@@ -129,3 +143,8 @@ def say(lang: str, key: str, **values: str) -> str:
     """The phrase `key` in `lang` (English when the language is not known)."""
     template = CATALOGUE.get(lang, _EN)[key]
     return template.format(**values) if values else template
+
+
+def say_in(tag: str | None, key: str, **values: str) -> str:
+    """The phrase `key` in the language of a tag such as "zh-CN" (English when neither)."""
+    return say(language_of(tag) or "en", key, **values)

@@ -8,6 +8,8 @@ from typing import Any
 # name -> "module:Class"; imported lazily so a channel's dependencies load only when enabled.
 REGISTRY: dict[str, str] = {
     "webchat": "channels.webchat:WebchatChannel",
+    "telegram": "channels.telegram:TelegramChannel",  # docs/telegram.md
+    "email": "channels.email:EmailChannel",  # fax-to-email too (docs/email.md)
 }
 
 

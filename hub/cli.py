@@ -1,4 +1,5 @@
-"""The `omnihub` command: serve, db upgrade, agents add, kb import/export/reindex/search."""
+"""The `omnihub` command: serve, db upgrade, agents add, kb import/export/reindex/search,
+simulate, erlang."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub.cli_routing import add_routing_commands
 from hub.config import Settings, load_settings
 from hub.errors import ConfigError, HubError
 from hub.model import Role
@@ -320,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password", help="prompted for when omitted")
     add.set_defaults(func=_agents_add)
     _add_kb_commands(sub)
+    add_routing_commands(sub)
     return parser
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from hub.errors import ConfigError
 from hub.inboxes import InboxBot
 
 ENV_PREFIX = "OMNIHUB_"
+M = TypeVar("M", bound=BaseModel)
 
 
 class Settings(BaseSettings):
@@ -59,9 +60,23 @@ class Settings(BaseSettings):
     # ({"website": {"working_hours": ["mon-fri 09:00-18:00"], "required_details": ["name"]}}).
     bot_enabled: bool = True
     bot_inboxes: dict[str, InboxBot] = {}
-    # Answer/clarify/escalate: the runner-up within this of the top score means "ask which".
-    bot_clarify_margin: float = Field(0.02, ge=0, le=1)
+    # Answer/clarify/escalate: the runner-up within this of a top score under
+    # `bot_clarify_below` means "ask which" (bot/policy.py).
+    bot_clarify_margin: float = Field(0.01, ge=0, le=1)
+    bot_clarify_below: float = Field(0.55, ge=0, le=2)
     bot_max_misses: int = Field(2, ge=1, le=10)  # misses in a row before a hand-off
+    # Channel adapters beyond web chat, by registry name, each with its own options
+    # (validated by the channel): {"telegram": {"inboxes": {"support": {"token": "…"}}}}.
+    # A channel named here is enabled; web chat always is.
+    channels: dict[str, dict[str, Any]] = {}
+    # The outbox's first retry of a failed send (seconds); each next retry waits twice as long.
+    outbox_retry_seconds: float = Field(1.0, gt=0, le=3600)
+    # Largest attachment accepted on any channel or agent upload (bytes).
+    max_attachment_bytes: int = Field(25 * 1024**2, ge=1024, le=1024**3)
+    # Skill-based routing (docs/routing.md): a policy file (YAML or JSON) turns it on; the
+    # admin API can replace the policy later (stored in the database). None: routing off,
+    # queued conversations wait for any agent to take them.
+    routing_policy: Path | None = None
 
     @field_validator("database_url", "redis_url", "public_url")
     @classmethod
@@ -133,3 +148,16 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None
     except ValueError as exc:  # a TOML file that does not parse
         raise ConfigError(f"bad configuration file {config_file}: {exc}") from None
+
+
+def channel_options(model: type[M], raw: dict[str, Any], channel: str) -> M:
+    """A channel's `channels.<channel>` settings as `model`, or ConfigError naming each bad
+    setting by its full path (`channels.telegram.inboxes.support.token: ...`)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            problems.append(f"channels.{channel}.{where}: {err['msg']}")
+        raise ConfigError("; ".join(problems)) from None

@@ -47,6 +47,7 @@ class Endpoint:
     auth: str | None = None  # "agent" (cookie + CSRF on unsafe methods), "token" (webchat)
     websocket: bool = False
     string_params: tuple[str, ...] = ()  # path parameters that are not integer ids
+    upload: bool = False  # the body is multipart/form-data with one `file` part
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[web.StreamResponse]])
@@ -118,6 +119,14 @@ def parse(model: type[M], data: Any) -> M:
 
 def read_query(request: web.Request, model: type[M]) -> M:
     return parse(model, dict(request.query))
+
+
+def path_id(request: web.Request, what: str = "an id", name: str = "id") -> int:
+    """The integer id in the path parameter `name`, or InvalidRequest "not <what>: ..."."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:  # 18 digits always fit a 64-bit database id
+        raise InvalidRequest(f"not {what}: {raw!r}")
+    return int(raw)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

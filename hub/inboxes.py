@@ -21,6 +21,15 @@ _RULE = re.compile(
 )
 
 
+def check_time_zone(name: str) -> str:
+    """`name` if it is a time zone this system knows, else ValueError (for validators)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name)") from None
+    return name
+
+
 def _days(spec: str) -> set[int]:
     found: set[int] = set()
     for part in spec.replace(" ", "").split(","):
@@ -77,11 +86,7 @@ class InboxBot(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _check_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
-        return name
+        return check_time_zone(name)
 
     def is_open(self, now: datetime) -> bool:
         """Whether `now` (aware) falls in the working hours."""

@@ -88,6 +88,13 @@ class EventKind(enum.StrEnum):
     ARTICLE_STATUS_CHANGED = "article.status_changed"
     KB_SYNONYMS_UPDATED = "kb.synonyms_updated"
     BOT_DECISION = "bot.decision"  # what the bot did with a customer message, and why
+    ROUTING_DECISION = "routing.decision"  # offers, escalations, overflow: with the why
+    AGENT_PRESENCE = "agent.presence"
+    CONVERSATION_SLA = "conversation.sla"  # an SLA target nears (warning) or passes (breach)
+    # A channel address joined an existing contact (a Telegram /start deep link).
+    IDENTITY_LINKED = "contact.identity_linked"
+    # A channel says the address cannot be reached any more (the user blocked the bot).
+    IDENTITY_UNREACHABLE = "contact.identity_unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +140,15 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """A quick reply offered with a message: a button where the channel has them, and the
+    message text always lists it too (channels without buttons fall back to text)."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
 class Conversation:
     id: int
     contact_id: int
@@ -166,6 +182,7 @@ class Message:
     channel_message_id: str | None = None
     delivery_state: DeliveryState = DeliveryState.QUEUED
     created_at: datetime = field(default_factory=utcnow)
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +196,30 @@ class Event:
     actor_id: int | None
     payload: Mapping[str, Any]
     created_at: datetime = field(default_factory=utcnow)
+
+
+class Presence(enum.StrEnum):
+    """What an agent is doing; the router offers work only to AVAILABLE agents."""
+
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+    AFTER_CONTACT_WORK = "after_contact_work"  # wrap-up; back to available when it ends
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRouting:
+    """An agent's routing profile (skills 1-5, languages, teams, capacity) and presence."""
+
+    agent_id: int
+    skills: Mapping[str, int]
+    languages: tuple[str, ...] = ("en",)
+    teams: tuple[str, ...] = ()
+    capacity: int | None = None  # None: the routing policy's default
+    costs: Mapping[str, int] = field(default_factory=dict)  # per channel, over the policy's
+    wrap_up_s: float | None = None
+    presence: Presence = Presence.OFFLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +245,12 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     conversation_id: int | None = None  # set when the channel already knows the thread
     raw: Mapping[str, Any] | None = None
+    # Why the message was made by a machine (an out-of-office reply, a bounce, list mail), or
+    # None. Such a message is stored and shown, but the bot never answers it (no mail loops).
+    automated: str | None = None
+    # Start a new conversation even when the sender has one open (a mail that starts a new
+    # thread); without `conversation_id` the message otherwise joins the sender's latest one.
+    new_conversation: bool = False
 
 
 # --- lifecycle ------------------------------------------------------------------------------

@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from hub.model import (
     Agent,
+    AgentRouting,
     Article,
     ArticleStatus,
     ArticleVersion,
+    Attachment,
     AuthorKind,
+    Choice,
     Contact,
     Conversation,
     ConversationStatus,
@@ -49,6 +53,8 @@ class NewMessage:
     author_name: str | None = None
     channel_message_id: str | None = None
     delivery_state: DeliveryState = DeliveryState.QUEUED
+    attachments: tuple[Attachment, ...] = ()
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,11 @@ class UnitOfWork(Protocol):
         self, display_name: str, identities: Sequence[Identity], language: str | None
     ) -> Contact: ...
     def rename_contact(self, contact_id: int, display_name: str) -> None: ...
+    def add_identity(self, contact_id: int, identity: Identity) -> Contact:
+        """Link another channel's address to an existing contact (one contact across
+        channels). An identity already on another contact raises HubError `identity_taken`
+        (409); already on this one is a no-op."""
+        ...
 
     # conversations
     def conversation(
@@ -159,7 +170,13 @@ class UnitOfWork(Protocol):
 
     def add_messages(self, messages: Sequence[NewMessage]) -> list[Message]: ...
     def messages(self, conversation_id: int, limit: int = 500) -> list[Message]: ...
-    def set_delivery_state(self, message_id: int, state: DeliveryState) -> Message | None: ...
+    def set_delivery_state(
+        self, message_id: int, state: DeliveryState, channel_message_id: str | None = None
+    ) -> Message | None:
+        """Record a send's outcome; `channel_message_id` (the channel's id for the sent
+        message, e.g. an email Message-ID) is kept when given."""
+        ...
+
     def undelivered_outbound(self, limit: int = 500) -> list[Message]: ...
     def events(self, conversation_id: int) -> list[Event]: ...
 
@@ -212,6 +229,21 @@ class UnitOfWork(Protocol):
 
     def kb_synonyms(self) -> list[list[str]]: ...
     def set_kb_synonyms(self, groups: Sequence[Sequence[str]]) -> None: ...
+
+    # routing
+    def agent_routings(self) -> list[AgentRouting]:
+        """Every agent's routing profile and presence (active agents only)."""
+        ...
+
+    def save_agent_routing(self, routing: AgentRouting) -> None:
+        """Insert or replace the agent's profile and presence."""
+        ...
+
+    def routing_policy(self) -> str | None:
+        """The stored routing policy source, or None when none was saved."""
+        ...
+
+    def save_routing_policy(self, source: str, agent_id: int | None) -> None: ...
 
 
 class Store(Protocol):
@@ -347,6 +379,27 @@ class EventBus(Protocol):
 # --- channels ---------------------------------------------------------------------------------
 
 
+class AttachmentStore(Protocol):
+    """Where attachment bytes live (the database keeps only `Attachment` metadata).
+
+    Keys are opaque and content-addressed: saving the same bytes twice stores them once.
+    """
+
+    max_bytes: int
+
+    async def save(self, data: bytes, filename: str, content_type: str) -> Attachment:
+        """Store `data`; raises TooLarge (`attachment_too_large`) above `max_bytes`."""
+        ...
+
+    async def read(self, storage_key: str) -> bytes:
+        """The stored bytes; raises NotFound (`unknown_attachment`)."""
+        ...
+
+    def path(self, storage_key: str) -> Path:
+        """The file holding the bytes (for streaming); raises NotFound like `read`."""
+        ...
+
+
 class InboundSink(Protocol):
     """What a channel adapter hands normalised inbound messages to (the conversation service)."""
 
@@ -371,7 +424,9 @@ class Channel(Protocol):
     """A channel adapter: turns a channel's traffic into InboundMessages and sends replies.
 
     Implementations are registered by name in `channels.REGISTRY`. Richer content falls back
-    to text (Rasa's output-channel rule).
+    to text (Rasa's output-channel rule). An adapter may also declare `sends_for`, a tuple of
+    other channel names whose outbound messages it delivers (email delivers `fax` replies
+    through the fax gateway); the composition root routes those to it.
     """
 
     name: ClassVar[str]
@@ -394,15 +449,52 @@ class ChannelContext:
     max_text_chars: int
     public_url: str
     default_inbox: str
-    options: dict[str, Any]  # channel-specific settings
+    options: dict[str, Any]  # channel-specific settings: `channels.<name>` in the config
+    attachments: AttachmentStore
+    data_dir: Path
 
 
 class ChannelSendError(Exception):
     """A send failed; `retryable` tells the outbox whether to try again later."""
 
-    def __init__(self, detail: str, *, retryable: bool = True):
+    def __init__(self, detail: str, *, retryable: bool = True, retry_after: float | None = None):
         super().__init__(detail)
         self.retryable = retryable
+        # The peer said when to come back (Telegram's RetryAfter, SMTP 4xx with a delay):
+        # the outbox waits this long instead of its own backoff.
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A link that lets a contact the hub knows continue on another channel as themselves."""
+
+    channel: str
+    inbox: str
+    url: str
+    expires_at: datetime
+
+
+@runtime_checkable
+class InvitingChannel(Protocol):
+    """A channel that can invite a known contact over (Telegram's /start deep links)."""
+
+    async def invite(self, contact_id: int, inbox: str | None = None) -> Invite:
+        """A fresh invite; NotFound for an unknown contact or inbox, Unavailable while the
+        channel is still connecting."""
+        ...
+
+
+class SpeechToText(Protocol):
+    """Speech recognition shared by the voice channels (Telegram voice notes, the phone line).
+
+    Implementations do the blocking work off the event loop and load their model once.
+    """
+
+    async def transcribe(self, audio: bytes) -> str:
+        """The words spoken in `audio` (any common container: OGG/Opus, WAV, MP3); "" when
+        none are recognised; ValueError when the audio cannot be decoded."""
+        ...
 
 
 # --- the front-line bot -----------------------------------------------------------------------

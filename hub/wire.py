@@ -5,12 +5,14 @@ Event payloads, bus envelopes, API responses and the OpenAPI document all come f
 
 from __future__ import annotations
 
+import urllib.parse
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hub.model import Agent, Contact, Conversation, Message
+from hub.model import Agent, Attachment, Contact, Conversation, Message
 
 
 class _Out(BaseModel):
@@ -21,6 +23,13 @@ class AttachmentOut(_Out):
     filename: str
     content_type: str
     size: int
+    storage_key: str
+    url: str  # for agents (authenticated): the bytes, with the name and type above
+
+
+class ChoiceOut(_Out):
+    title: str
+    payload: str
 
 
 class MessageOut(_Out):
@@ -35,6 +44,7 @@ class MessageOut(_Out):
     channel: str
     delivery_state: Literal["queued", "sent", "delivered", "failed"]
     created_at: datetime
+    choices: list[ChoiceOut]  # quick replies offered with the message (bot questions)
 
 
 class ContactRef(_Out):
@@ -60,6 +70,32 @@ class ContactOut(_Out):
     tags: list[str]
     identities: list[IdentityOut]
     accessibility: AccessibilityOut
+
+
+class HandoffOut(_Out):
+    """What the front-line bot handed people with the conversation (its latest hand-off)."""
+
+    reason: str  # customer_request | low_confidence | complaint | human_only_topic | ...
+    mode: str | None  # "queue"; out of hours "message" (left one) or "callback"; when no
+    # agent took it in time (routing overflow) "overflow_message" or "overflow_callback"
+    tags: list[str]  # e.g. ["complaint"]
+    topic: str | None  # the human-only topic that was asked about
+    details: dict[str, str | None]  # what the bot collected: name, order_number, phone, ...
+    article_id: str | None  # the last article the bot offered
+    at: datetime
+
+
+def handoff_out(handoff: Mapping[str, Any], at: datetime) -> HandoffOut:
+    details = handoff.get("details") or {}
+    return HandoffOut(
+        reason=str(handoff.get("reason") or "customer_request"),
+        mode=handoff.get("mode"),
+        tags=[str(t) for t in handoff.get("tags") or ()],
+        topic=handoff.get("topic"),
+        details={str(k): None if v is None else str(v) for k, v in details.items()},
+        article_id=handoff.get("article_id"),
+        at=at,
+    )
 
 
 class ConversationOut(_Out):
@@ -100,13 +136,26 @@ def message_out(m: Message) -> MessageOut:
         author_id=m.author_id,
         author_name=m.author_name,
         text=m.text,
-        attachments=[
-            AttachmentOut(filename=a.filename, content_type=a.content_type, size=a.size)
-            for a in m.attachments
-        ],
+        attachments=[attachment_out(a) for a in m.attachments],
         channel=m.channel,
         delivery_state=m.delivery_state.value,
         created_at=m.created_at,
+        choices=[ChoiceOut(title=c.title, payload=c.payload) for c in m.choices],
+    )
+
+
+def attachment_url(a: Attachment) -> str:
+    query = urllib.parse.urlencode({"name": a.filename, "type": a.content_type})
+    return f"/api/attachments/{a.storage_key}?{query}"
+
+
+def attachment_out(a: Attachment) -> AttachmentOut:
+    return AttachmentOut(
+        filename=a.filename,
+        content_type=a.content_type,
+        size=a.size,
+        storage_key=a.storage_key,
+        url=attachment_url(a),
     )
 
 

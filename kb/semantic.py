@@ -1,7 +1,8 @@
 """The knowledge base's semantic stage: cosine search over embedded article titles/questions.
 
 Each article contributes a few short texts (title, alternate questions); an article's score
-for a query is its best cosine over those texts.
+for a query blends its best cosine over those texts with the cosine to their mean direction
+(see CENTROID_WEIGHT).
 
 On disk, under ``cache_dir``:
 
@@ -19,14 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+from hub.storage.files import atomic_write
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +54,13 @@ _STALE_SLACK = 1000
 # Approximate only in that an article whose mean is far but one text near could be missed.
 PREFILTER_MIN_ARTICLES = 2000
 PREFILTER_ARTICLES = 300
+# An article's score = (1 - w) * best cosine over its texts + w * cosine to the mean of its
+# texts (normalised). The best text alone over-rewards one lucky paraphrase; the mean stands
+# for what all the ways of asking share (alone it is worse: banking77 full 0.846 semantic-only
+# hit@1). Fused with BM25 (kb/fusion.py), hit@1 on the dev sets with the best text alone ->
+# this blend: banking77 with ten questions 0.839 -> 0.851, banking77 full 0.935 -> 0.934,
+# CLINC150 0.904 -> 0.921.
+CENTROID_WEIGHT = 0.25
 
 _Entry = tuple[str, str]  # (text key, normalised text)
 
@@ -75,7 +83,7 @@ class _Snapshot:
     matrix: NDArray[np.float32]  # (texts, dim), rows grouped by article in article_ids order
     starts: NDArray[np.intp]  # first row of each article (every article has >= 1 row)
     counts: NDArray[np.intp]  # rows of each article
-    centroids: NDArray[np.float32] | None  # (articles, dim) mean rows; None when few articles
+    centroids: NDArray[np.float32]  # (articles, dim) mean direction of each article's rows
 
 
 class VectorIndex:
@@ -107,7 +115,7 @@ class VectorIndex:
         self._articles: dict[str, tuple[_Entry, ...]] = {}
         self._empty = np.zeros((0, encoder.dim), dtype=np.float32)
         none = np.zeros(0, dtype=np.intp)
-        self._snapshot = _Snapshot((), self._empty, none, none, None)
+        self._snapshot = _Snapshot((), self._empty, none, none, self._empty)
         self._query_lock = threading.Lock()
         self._query_cache: OrderedDict[str, NDArray[np.float32] | None] = OrderedDict()
         self._vectors_dirty = False  # encoded texts not yet in the on-disk cache
@@ -171,7 +179,7 @@ class VectorIndex:
             self._commit()
 
     def scores(self, query: str, limit: int = 50) -> list[tuple[str, float]]:
-        """Article ids by their best cosine similarity to ``query``, best first.
+        """Article ids by their blended cosine score for ``query`` (module doc), best first.
 
         Empty when the index is empty or the model cannot read the query (see class doc).
         """
@@ -184,18 +192,21 @@ class VectorIndex:
         vector = self._query_vector(text)
         if vector is None:
             return []
-        if snapshot.centroids is not None:
-            articles = _top_indexes(snapshot.centroids @ vector, PREFILTER_ARTICLES)
+        to_centroid = snapshot.centroids @ vector
+        if len(snapshot.article_ids) >= PREFILTER_MIN_ARTICLES:
+            articles = _top_indexes(to_centroid, PREFILTER_ARTICLES)
             articles.sort()  # rows stay in article order
             starts, counts = snapshot.starts[articles], snapshot.counts[articles]
             rows = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
             sub_starts = np.cumsum(counts) - counts
             best = np.maximum.reduceat(snapshot.matrix[rows] @ vector, sub_starts)
+            to_centroid = to_centroid[articles]
         else:
             articles = np.arange(len(snapshot.article_ids))
             best = np.maximum.reduceat(snapshot.matrix @ vector, snapshot.starts)
-        top = _top_indexes(best, limit)
-        return [(snapshot.article_ids[articles[i]], float(best[i])) for i in top]
+        blended = (1 - CENTROID_WEIGHT) * best + CENTROID_WEIGHT * to_centroid
+        top = _top_indexes(blended, limit)
+        return [(snapshot.article_ids[articles[i]], float(blended[i])) for i in top]
 
     def save(self) -> None:
         """Write the vector cache and the article mapping now (changes already do this)."""
@@ -256,10 +267,11 @@ class VectorIndex:
             starts[1:] = np.cumsum(counts[:-1])
         matrix = np.stack(rows) if rows else self._empty
         counts_array = np.asarray(counts, dtype=np.intp)
-        centroids = None
-        if len(ids) >= PREFILTER_MIN_ARTICLES:
+        centroids = self._empty
+        if counts:
             sums = np.add.reduceat(matrix, starts)
-            centroids = (sums / counts_array[:, None]).astype(np.float32)
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            centroids = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
         self._snapshot = _Snapshot(ids, matrix, starts, counts_array, centroids)
 
     def _query_vector(self, text: str) -> NDArray[np.float32] | None:
@@ -290,7 +302,7 @@ class VectorIndex:
         def write(f: IO[bytes]) -> None:
             np.savez(f, vectors=matrix, meta=np.array(json.dumps(meta)))
 
-        _atomic_write(self.cache_dir / VECTORS_FILE, write)
+        atomic_write(self.cache_dir / VECTORS_FILE, write)
         self._vectors_dirty = False
 
     def _write_articles(self) -> None:
@@ -299,7 +311,7 @@ class VectorIndex:
             "articles": {a: [text for _key, text in e] for a, e in self._articles.items()},
         }
         payload = json.dumps(data, ensure_ascii=False).encode("utf-8")
-        _atomic_write(self.cache_dir / ARTICLES_FILE, lambda f: f.write(payload))
+        atomic_write(self.cache_dir / ARTICLES_FILE, lambda f: f.write(payload))
 
     def _read_vectors(self) -> None:
         """Seed the text -> vector cache; ignore it if unreadable or from another model."""
@@ -350,18 +362,3 @@ def _top_indexes(scores: NDArray[np.float32], limit: int) -> NDArray[np.intp]:
         top = np.arange(scores.shape[0])
     result: NDArray[np.intp] = top[np.argsort(-scores[top], kind="stable")]
     return result
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -134,8 +134,10 @@ class Customer:
         self.conversation_id = 0
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
-    async def start(self, token: str | None = None) -> Customer:
+    async def start(self, token: str | None = None, language: str | None = None) -> Customer:
         body = {"token": token} if token else {}
+        if language:
+            body["language"] = language
         async with self.http.post(self.base + "/api/webchat/sessions", json=body) as resp:
             assert resp.status in (200, 201), await resp.text()
             data = await resp.json()

@@ -1,4 +1,5 @@
-"""The agents' live events websocket: committed events and typing, from every hub process."""
+"""The agents' live events websocket: committed events and typing, from every hub process;
+with routing on, first a `routing` frame with the agent's presence (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiohttp import WSMsgType, web
 
 from hub.api.auth import current_session
 from hub.api.keys import AGENT_SOCKETS, BUS
+from hub.api.routing import ROUTING
 from hub.http import Handler, SocketFeed, endpoint
 from hub.ports import BusEnvelope
 
@@ -52,6 +54,13 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
         )
 
     unsubscribe = bus.subscribe(forward)
+    routing = request.app.get(ROUTING)
+    if routing is not None:
+        # The page learns that routing is on, and the presence it starts from, only here:
+        # without this frame the inbox shows no routing controls (routing off).
+        engine, me = routing.router, session.agent.id
+        presence = engine.presence(me).value if me in engine.agent_ids() else None
+        feed.send({"type": "routing", "presence": presence})
     request.app[AGENT_SOCKETS].add(ws)
     try:
         async for msg in ws:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -12,23 +13,27 @@ from pathlib import Path
 import aiohttp_cors
 from aiohttp import web
 
-from bot import DecisionPolicy, FrontLineBot
+from bot import DecisionPolicy, FrontLineBot, say_in
 from channels import channel_class
 from hub.api import (
     agent_ws,
+    attachments,
     auth,
     conversations,
     health,
     help_center,
+    invites,
     kb,
     openapi,
     pages,
     rasa_webhook,
 )
+from hub.api import routing as routing_api
 from hub.api.keys import (
     AGENT_SOCKETS,
     AGENTS,
     ARTICLES,
+    ATTACHMENTS,
     BOT_RUNNER,
     BUS,
     CONVERSATIONS,
@@ -38,7 +43,7 @@ from hub.api.keys import (
     STORE,
 )
 from hub.config import Settings
-from hub.errors import HubError
+from hub.errors import ConfigError, HubError
 from hub.events import LocalBus, RedisBus
 from hub.http import HttpChannel, endpoints_of, error_middleware, routes
 from hub.model import Event, Role
@@ -50,12 +55,14 @@ from hub.services.bot_runner import ArticleKnowledge, BotRunner
 from hub.services.conversations import ConversationService
 from hub.services.kb_index import IndexKeeper
 from hub.services.outbox import Outbox
+from hub.services.router import RoutingService
 from hub.storage import SqlStore, migrate
+from hub.storage.files import FileAttachmentStore
 from kb import open_index
 
 log = logging.getLogger(__name__)
 
-ENABLED_CHANNELS = ("webchat",)
+ALWAYS_ENABLED_CHANNELS = ("webchat",)
 DEMO_FAQ = Path(__file__).resolve().parent.parent / "demo" / "faq.jsonl"
 # Long enough for a search question of 100 KB in the query string to reach the handler and be
 # refused with a clear JSON error instead of the HTTP parser's bare 400.
@@ -93,23 +100,34 @@ def create_app(settings: Settings) -> web.Application:
     bot = FrontLineBot(
         ArticleKnowledge(app[ARTICLES], settings.effective_public_url),
         DecisionPolicy(
-            clarify_margin=settings.bot_clarify_margin, max_misses=settings.bot_max_misses
+            clarify_margin=settings.bot_clarify_margin,
+            clarify_below=settings.bot_clarify_below,
+            max_misses=settings.bot_max_misses,
         ),
     )
     app[rasa_webhook.BOT] = bot
     app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
 
-    ctx = ChannelContext(
-        sink=service,
-        store=store,
-        bus=bus,
-        max_text_chars=settings.max_text_chars,
-        public_url=settings.effective_public_url,
-        default_inbox=settings.default_inbox,
-        options={"rate_per_s": settings.webchat_rate_per_s, "burst": settings.webchat_burst},
+    files = FileAttachmentStore(settings.data_dir / "attachments", settings.max_attachment_bytes)
+    app[ATTACHMENTS] = files
+    channels = _build_channels(
+        settings,
+        ChannelContext(
+            sink=service,
+            store=store,
+            bus=bus,
+            max_text_chars=settings.max_text_chars,
+            public_url=settings.effective_public_url,
+            default_inbox=settings.default_inbox,
+            options={},
+            attachments=files,
+            data_dir=settings.data_dir,
+        ),
     )
-    channels: dict[str, Channel] = {name: channel_class(name)(ctx) for name in ENABLED_CHANNELS}
-    outbox = Outbox(store, channels)
+    # An adapter may deliver for more channel names than its own (`sends_for`: email sends
+    # the replies to fax contacts through the fax gateway).
+    senders = {alias: ch for ch in channels.values() for alias in getattr(ch, "sends_for", ())}
+    outbox = Outbox(store, {**senders, **channels}, base_delay=settings.outbox_retry_seconds)
     service.on_outbound = outbox.submit
     app[OUTBOX] = outbox
     app[AGENT_SOCKETS] = set()
@@ -123,10 +141,16 @@ def create_app(settings: Settings) -> web.Application:
         *agent_ws.HANDLERS,
         *openapi.HANDLERS,
         *rasa_webhook.HANDLERS,
+        *attachments.HANDLERS,
+        *invites.HANDLERS,
     ]
     for ch in channels.values():
         if isinstance(ch, HttpChannel):
             handlers.extend(ch.handlers())
+    routing_service = _routing_service(settings, store, service, bus)
+    if routing_service is not None:  # off unless a policy is configured
+        app[routing_api.ROUTING] = routing_service
+        handlers.extend(routing_api.HANDLERS)
     app[ENDPOINTS] = endpoints_of(handlers)
     app.add_routes(routes(handlers))
     app.add_routes(pages.routes())
@@ -138,6 +162,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_knowledge_base(keeper, bus))
     if settings.bot_anywhere:
         app.cleanup_ctx.append(_bot(app[BOT_RUNNER], bus))
+    if routing_service is not None:
+        app.cleanup_ctx.append(_routing(routing_service))
     # Close websockets when shutdown starts, not after aiohttp's grace period: clients
     # reconnect to a live process at once.
     app.on_shutdown.append(_close_sockets(list(channels.values())))
@@ -145,6 +171,47 @@ def create_app(settings: Settings) -> web.Application:
         app.on_startup.append(_seed_demo)
         app.on_shutdown.append(_stop_demo_seed)
     return app
+
+
+def _routing_service(
+    settings: Settings, store: SqlStore, service: ConversationService, bus: EventBus
+) -> RoutingService | None:
+    """The skill-based router when `routing_policy` names a policy file, else None."""
+    path = settings.routing_policy
+    if path is None:
+        return None
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"routing_policy: cannot read {path}: {exc}") from None
+    return RoutingService(store, service, bus, source, source_name=str(path), say=say_in)
+
+
+def _routing(routing: RoutingService):  # type: ignore[no-untyped-def]
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        await routing.start()
+        yield
+        await routing.close()
+
+    return ctx
+
+
+def _build_channels(settings: Settings, base: ChannelContext) -> dict[str, Channel]:
+    """Web chat plus every channel named under `channels` in the settings, each handed its
+    own options; an unknown name stops start-up with the setting named."""
+    names = dict.fromkeys([*ALWAYS_ENABLED_CHANNELS, *settings.channels])
+    channels: dict[str, Channel] = {}
+    for name in names:
+        try:
+            cls = channel_class(name)
+        except KeyError as exc:
+            raise ConfigError(f"channels.{name}: {exc.args[0]}") from None
+        options = dict(settings.channels.get(name, {}))
+        if name == "webchat":
+            options.setdefault("rate_per_s", settings.webchat_rate_per_s)
+            options.setdefault("burst", settings.webchat_burst)
+        channels[name] = cls(dataclasses.replace(base, options=options))
+    return channels
 
 
 PUBLIC_PREFIXES = ("/api/webchat/", "/api/help/")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.attachments import MAX_REPLY_ATTACHMENTS, AttachmentRef, stored_attachments
 from hub.api.auth import current_session
-from hub.api.keys import CONVERSATIONS
+from hub.api.keys import ATTACHMENTS, CONVERSATIONS
 from hub.errors import InvalidRequest
-from hub.http import Handler, endpoint, json_response, read_json, read_query
+from hub.http import Handler, endpoint, json_response, path_id, read_json, read_query
 from hub.model import ConversationStatus
 from hub.ports import ConversationFilter
-from hub.wire import ContactOut, ConversationOut, MessageOut, message_json
+from hub.wire import ContactOut, ConversationOut, HandoffOut, MessageOut, message_json
 
 
 class ListQuery(BaseModel):
@@ -31,11 +32,13 @@ class DetailResponse(BaseModel):
     contact: ContactOut
     messages: list[MessageOut]
     other_conversations: list[ConversationOut]
+    handoff: HandoffOut | None  # what the bot collected before handing over, if it did
 
 
 class ReplyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str
+    text: str  # may be "" when the reply carries attachments
+    attachments: list[AttachmentRef] = Field(default=[], max_length=MAX_REPLY_ATTACHMENTS)
 
 
 class MessageResponse(BaseModel):
@@ -56,10 +59,7 @@ class Empty(BaseModel):
 
 
 def _conversation_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidRequest(f"not a conversation id: {raw!r}")
-    return int(raw)
+    return path_id(request, "a conversation id")
 
 
 def _statuses(raw: str | None) -> tuple[ConversationStatus, ...]:
@@ -118,6 +118,7 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
             "contact": detail.contact,
             "messages": detail.messages,
             "other_conversations": detail.other_conversations,
+            "handoff": detail.handoff,
         }
     )
 
@@ -137,7 +138,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     conv_id = _conversation_id(request)
     req = await read_json(request, ReplyRequest)
-    msg = await request.app[CONVERSATIONS].reply(conv_id, session.agent.id, req.text)
+    files = stored_attachments(request.app[ATTACHMENTS], req.attachments)
+    msg = await request.app[CONVERSATIONS].reply(conv_id, session.agent.id, req.text, files)
     return json_response({"message": message_json(msg)}, status=201)
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from hub.config import Settings
 from hub.http import Endpoint
-from hub.ports import EventBus
+from hub.ports import AttachmentStore, EventBus
 from hub.services.agents import AgentService
 from hub.services.articles import ArticleService
 from hub.services.bot_runner import BotRunner
@@ -24,3 +24,4 @@ ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 AGENT_SOCKETS = web.AppKey("agent_sockets", set[web.WebSocketResponse])
 ARTICLES = web.AppKey("articles", ArticleService)
 BOT_RUNNER = web.AppKey("bot_runner", BotRunner)
+ATTACHMENTS = web.AppKey("attachments", AttachmentStore)

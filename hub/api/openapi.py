@@ -78,6 +78,19 @@ def build(endpoints: list[Endpoint]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(e.body)}},
             }
+        if e.upload:
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                            "required": ["file"],
+                        }
+                    }
+                },
+            }
         ok: dict[str, Any] = {
             "description": "Switching protocols"
             if e.websocket

@@ -1,4 +1,5 @@
-"""The web pages: landing, demo page with the widget, agent inbox, KB editor; static assets."""
+"""The web pages: landing, demo page with the widget, agent inbox, KB editor, public help
+center; static assets."""
 
 from __future__ import annotations
 
@@ -16,11 +17,18 @@ def _page(name: str) -> web.RouteDef:
     return web.get("/" if name == "index.html" else "/" + name.removesuffix(".html"), handler)
 
 
+async def _help_article(request: web.Request) -> web.StreamResponse:
+    """One article of the help center: the same page, which reads the id from its path."""
+    return web.FileResponse(STATIC_DIR / "help.html", headers={"Cache-Control": "no-cache"})
+
+
 def routes() -> list[web.AbstractRouteDef]:
     return [
         _page("index.html"),
         _page("demo.html"),
         _page("inbox.html"),
         _page("kb.html"),
+        _page("help.html"),
+        web.get("/help/articles/{id}", _help_article),
         web.static("/static", STATIC_DIR),
     ]

@@ -108,7 +108,7 @@ class ArticleKnowledge:
             raise ValueError(exc.detail) from None
 
     def article_url(self, article_id: str) -> str:
-        return f"{self.public_url}/api/help/articles/{quote(article_id, safe='')}"
+        return f"{self.public_url}/help/articles/{quote(article_id, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,8 @@ def _context(uow: UnitOfWork, conversation_id: int, key: str) -> _Context | None
         return None
     state: dict[str, Any] = {}
     for ev in uow.events(conv.id):
-        if ev.kind is EventKind.BOT_DECISION:
+        # Decisions without a state (a machine-made message ignored) keep the one before.
+        if ev.kind is EventKind.BOT_DECISION and "state" in ev.payload:
             state = dict(ev.payload.get("state") or {})
     return _Context(
         conversation=conv,

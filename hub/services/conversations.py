@@ -7,14 +7,16 @@ describe it; the store publishes them on the bus after the commit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hub import model, wire
 from hub.errors import InvalidRequest, NotFound, TooLarge
 from hub.model import (
+    Attachment,
     AuthorKind,
+    Choice,
     Conversation,
     ConversationStatus,
     DeliveryState,
@@ -46,12 +48,15 @@ class ConversationDetail:
     contact: dict[str, Any]
     messages: list[dict[str, Any]]
     other_conversations: list[dict[str, Any]]
+    handoff: dict[str, Any] | None  # the bot's latest hand-off: reason, tags, details
 
 
-def clean_text(text: str, max_chars: int) -> str:
-    """Trimmed text or a clear error; shared by every entry point so limits agree."""
+def clean_text(text: str, max_chars: int, *, allow_empty: bool = False) -> str:
+    """Trimmed text or a clear error; shared by every entry point so limits agree.
+
+    `allow_empty` is for messages that carry attachments (a photo without a caption)."""
     text = text.strip()
-    if not text:
+    if not text and not allow_empty:
         raise InvalidRequest("the message is empty", code="empty_text")
     if len(text) > max_chars:
         raise TooLarge(
@@ -160,6 +165,7 @@ def do_receive_many(uow: UnitOfWork, batch: list[Inbound]) -> list[Message | Exc
     before = dict(convs)
     slots: list[Message | Exception | int] = []  # an int points into `new`
     new: list[NewMessage] = []
+    automated: dict[int, str] = {}  # index into `new` -> why it is machine-made
     for item in batch:
         msg = item.message
         key = (msg.channel, msg.channel_message_id) if msg.channel_message_id else None
@@ -177,6 +183,8 @@ def do_receive_many(uow: UnitOfWork, batch: list[Inbound]) -> list[Message | Exc
             conv = found
         if key is not None:
             known[key] = len(new)
+        if msg.automated:
+            automated[len(new)] = msg.automated
         slots.append(len(new))
         new.append(
             NewMessage(
@@ -188,6 +196,7 @@ def do_receive_many(uow: UnitOfWork, batch: list[Inbound]) -> list[Message | Exc
                 now,
                 channel_message_id=msg.channel_message_id,
                 delivery_state=DeliveryState.DELIVERED,
+                attachments=msg.attachments,
             )
         )
     stored = uow.add_messages(new)
@@ -197,15 +206,33 @@ def do_receive_many(uow: UnitOfWork, batch: list[Inbound]) -> list[Message | Exc
             convs[m.conversation_id], now
         )
     uow.append_events([_message_event(m) for m in stored])
+    uow.append_events([_not_for_the_bot(stored[i], why) for i, why in automated.items()])
     _save_changes(uow, before, list(touched.values()), AuthorKind.CUSTOMER, None)
     return [stored[s] if isinstance(s, int) else s for s in slots]
+
+
+def _not_for_the_bot(msg: Message, why: str) -> NewEvent:
+    """The bot's turn on a machine-made message, taken at once as "not answered": the bot
+    runner, live or resuming after a restart, finds the trigger answered and stays silent."""
+    return NewEvent(
+        EventKind.BOT_DECISION,
+        msg.conversation_id,
+        {
+            "key": f"message:{msg.id}",
+            "decision": "ignored",
+            "reason": "automated",
+            "detail": why,
+            "message_ids": [],
+        },
+        AuthorKind.BOT,
+    )
 
 
 def _conversation_for_sender(
     uow: UnitOfWork, msg: InboundMessage, status: ConversationStatus
 ) -> Conversation:
     """The sender's latest conversation on this channel and inbox, or a new one."""
-    contact = uow.contact_by_identity(msg.sender)
+    contact = None if msg.new_conversation else uow.contact_by_identity(msg.sender)
     latest = uow.latest_conversation(contact.id, msg.channel, msg.inbox) if contact else None
     return latest or do_open_conversation(
         uow,
@@ -218,7 +245,22 @@ def _conversation_for_sender(
     )
 
 
-def do_agent_reply(uow: UnitOfWork, conversation_id: int, agent_id: int, text: str) -> Message:
+def latest_handoff(events: Sequence[model.Event]) -> dict[str, Any] | None:
+    """The newest hand-off the bot recorded on a conversation (see `do_bot_turn`), as JSON."""
+    for ev in reversed(events):
+        handoff = ev.payload.get("handoff")
+        if ev.kind is EventKind.CONVERSATION_UPDATED and isinstance(handoff, dict):
+            return wire.dump(wire.handoff_out(handoff, ev.created_at))
+    return None
+
+
+def do_agent_reply(
+    uow: UnitOfWork,
+    conversation_id: int,
+    agent_id: int,
+    text: str,
+    attachments: tuple[Attachment, ...] = (),
+) -> Message:
     conv = _load(uow, conversation_id, for_update=True)
     agent = uow.agent(agent_id)
     now = utcnow()
@@ -238,6 +280,7 @@ def do_agent_reply(uow: UnitOfWork, conversation_id: int, agent_id: int, text: s
                 now,
                 author_id=agent_id,
                 author_name=agent.name if agent else None,
+                attachments=attachments,
             )
         ]
     )
@@ -265,10 +308,14 @@ class BotTurn:
     key: str  # "message:ID" or "resolved:TIME": a trigger is answered once, even on a retry
     replies: tuple[BotReply, ...]
     decision: dict[str, Any]  # which article, which score, why: for the event log
-    state: dict[str, Any]  # the bot's slots after the turn (read back on the next one)
+    state: dict[str, Any] | None  # the bot's slots after the turn (None: not the bot's turn)
     handoff: dict[str, Any] | None = None  # hand the conversation to people, with this reason
     csat: int | None = None
     needs_bot_status: bool = True  # drop the turn if a person took the conversation meanwhile
+    # The router's notice to a waiting customer (overflow): dropped unless the conversation
+    # is still queued; its hand-off marks the conversation for agents without moving it, and
+    # it is not a first response.
+    queued_notice: bool = False
 
 
 def bot_turn_answered(uow: UnitOfWork, conversation_id: int, key: str) -> bool:
@@ -289,20 +336,24 @@ def do_bot_turn(uow: UnitOfWork, turn: BotTurn) -> list[Message]:
         return []
     if turn.needs_bot_status and conv.status is not ConversationStatus.BOT:
         return []
+    if turn.queued_notice and conv.status is not ConversationStatus.QUEUED:
+        return []
     now = utcnow()
     stored = uow.add_messages(
         [
-            NewMessage(conv.id, Direction.OUTBOUND.value, AuthorKind.BOT, r.text, conv.channel, now)
+            NewMessage(
+                conv.id,
+                Direction.OUTBOUND.value,
+                AuthorKind.BOT,
+                r.text,
+                conv.channel,
+                now,
+                choices=tuple(Choice(c["title"], c["payload"]) for c in r.choices),
+            )
             for r in turn.replies
         ]
     )
-    events = []
-    for msg, reply in zip(stored, turn.replies, strict=True):
-        event = _message_event(msg)
-        if reply.choices:
-            event.payload["message"]["choices"] = [dict(c) for c in reply.choices]
-        events.append(event)
-    uow.append_events(events)
+    uow.append_events([_message_event(m) for m in stored])
     uow.append_event(
         EventKind.BOT_DECISION,
         conv.id,
@@ -310,14 +361,21 @@ def do_bot_turn(uow: UnitOfWork, turn: BotTurn) -> list[Message]:
             "key": turn.key,
             **turn.decision,
             "message_ids": [m.id for m in stored],
-            "state": turn.state,
+            **({"state": turn.state} if turn.state is not None else {}),
         },
         AuthorKind.BOT,
     )
-    after = model.after_business_reply(conv, now) if stored else conv
+    after = conv
+    if stored:
+        after = (
+            dataclasses.replace(conv, last_message_at=now)
+            if turn.queued_notice
+            else model.after_business_reply(conv, now)
+        )
     extra: dict[str, Any] = {}
-    if turn.handoff is not None and after.status is ConversationStatus.BOT:
-        after = model.transition(after, ConversationStatus.QUEUED, now)
+    if turn.handoff is not None and (after.status is ConversationStatus.BOT or turn.queued_notice):
+        if after.status is ConversationStatus.BOT:
+            after = model.transition(after, ConversationStatus.QUEUED, now)
         extra["handoff"] = turn.handoff
     if turn.csat is not None:
         after = dataclasses.replace(after, csat=turn.csat)
@@ -379,10 +437,12 @@ class ConversationService:
 
     async def receive(self, message: InboundMessage) -> Message:
         """InboundSink: durably store an inbound message (group-committed)."""
-        text = clean_text(message.text, self.max_text_chars)
+        text = clean_text(message.text, self.max_text_chars, allow_empty=bool(message.attachments))
         if text != message.text:
             message = dataclasses.replace(message, text=text)
-        item = Inbound(message, self.opening_status(message.inbox))
+        # Machine-made messages are for people to look at: the bot does not open with them.
+        opens_as = INITIAL_STATUS if message.automated else self.opening_status(message.inbox)
+        item = Inbound(message, opens_as)
         return await self.store.write_batched(do_receive_many, item)
 
     async def open_conversation(
@@ -395,10 +455,16 @@ class ConversationService:
             )
         )
 
-    async def reply(self, conversation_id: int, agent_id: int, text: str) -> Message:
-        text = clean_text(text, self.max_text_chars)
+    async def reply(
+        self,
+        conversation_id: int,
+        agent_id: int,
+        text: str,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> Message:
+        text = clean_text(text, self.max_text_chars, allow_empty=bool(attachments))
         msg = await self.store.write(
-            lambda uow: do_agent_reply(uow, conversation_id, agent_id, text)
+            lambda uow: do_agent_reply(uow, conversation_id, agent_id, text, attachments)
         )
         if self.on_outbound is not None:
             self.on_outbound(msg)
@@ -476,6 +542,7 @@ class ConversationService:
                 other_conversations=[
                     wire.conversation_json(c, contact, last.get(c.id)) for c in others
                 ],
+                handoff=latest_handoff(uow.events(conv.id)),
             )
 
         return await self.store.read(run)

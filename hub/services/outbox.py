@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def do_set_delivery(uow: UnitOfWork, message_id: int, result: SendResult) -> None:
-    msg = uow.set_delivery_state(message_id, result.state)
+    msg = uow.set_delivery_state(message_id, result.state, result.channel_message_id)
     if msg is None:
         return
     payload: dict[str, Any] = {"message": wire.message_json(msg)}
@@ -85,14 +85,15 @@ class Outbox:
                 if not exc.retryable or attempt == self.max_attempts:
                     await self._record(message, SendResult(DeliveryState.FAILED, detail=str(exc)))
                     return
+                wait = delay if exc.retry_after is None else min(exc.retry_after, self.max_delay)
                 log.warning(
-                    "send of message %d failed (%s); retry %d in %.0f s",
+                    "send of message %d failed (%s); retry %d in %.1f s",
                     message.id,
                     exc,
                     attempt,
-                    delay,
+                    wait,
                 )
-                await asyncio.sleep(delay)
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, self.max_delay)
                 continue
             await self._record(message, result)

@@ -8,12 +8,14 @@ from hub.model import (
     AccessibilityNeed,
     AccessibilityProfile,
     Agent,
+    AgentRouting,
     Article,
     ArticleContent,
     ArticleStatus,
     ArticleVersion,
     Attachment,
     AuthorKind,
+    Choice,
     Contact,
     Conversation,
     ConversationStatus,
@@ -27,6 +29,7 @@ from hub.model import (
     KbSource,
     Message,
     Modality,
+    Presence,
     Priority,
     Role,
 )
@@ -123,6 +126,7 @@ def message(row: Row) -> Message:
         channel_message_id=row.channel_message_id,
         delivery_state=DeliveryState(row.delivery_state),
         created_at=row.created_at,
+        choices=tuple(Choice(**c) for c in row.choices),
     )
 
 
@@ -143,6 +147,19 @@ def agent(row: Row) -> Agent:
         id=_id(row.id), email=row.email, name=row.name, role=Role(row.role), active=row.active
     )
 
+
+
+def agent_routing(row: Row) -> AgentRouting:
+    return AgentRouting(
+        agent_id=row.agent_id,
+        skills={str(k): int(v) for k, v in row.skills.items()},
+        languages=tuple(row.languages),
+        teams=tuple(row.teams),
+        capacity=row.capacity,
+        costs={str(k): int(v) for k, v in row.costs.items()},
+        wrap_up_s=row.wrap_up_s,
+        presence=Presence(row.presence),
+    )
 
 # --- knowledge base ---------------------------------------------------------------------------
 

@@ -104,6 +104,7 @@ class MessageRow(SQLModel, table=True):
     channel_message_id: str | None = Field(default=None, max_length=255)
     delivery_state: str = Field(max_length=16)
     created_at: datetime = _ts()
+    choices: list[dict[str, Any]] = _json([])  # quick replies offered with the message
 
 
 class EventRow(SQLModel, table=True):
@@ -225,5 +226,30 @@ class KbSynonymRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     terms: list[str] = _json([])
 
+
+
+class AgentRoutingRow(SQLModel, table=True):
+    """An agent's routing profile and presence: what the router knows of the agent."""
+
+    __tablename__ = "agent_routing"
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+    skills: dict[str, Any] = _json({})
+    languages: list[str] = _json([])
+    teams: list[str] = _json([])
+    capacity: int | None = None
+    costs: dict[str, Any] = _json({})
+    wrap_up_s: float | None = None
+    presence: str = Field(default="offline", max_length=24)
+    updated_at: datetime = _ts()
+
+
+class RoutingPolicyRow(SQLModel, table=True):
+    """The routing policy in force, as the admin wrote it (YAML or JSON); one row."""
+
+    __tablename__ = "routing_policy"
+    id: int = Field(default=1, primary_key=True)
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    updated_at: datetime = _ts()
+    updated_by: int | None = Field(default=None, foreign_key="agent.id")
 
 metadata = SQLModel.metadata

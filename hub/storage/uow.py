@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Collection, Sequence
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 from hub.errors import HubError
 from hub.model import (
     Agent,
+    AgentRouting,
     Article,
     ArticleVersion,
     AuthorKind,
@@ -42,6 +44,7 @@ from hub.ports import (
 )
 from hub.storage import convert
 from hub.storage.tables import (
+    AgentRoutingRow,
     AgentRow,
     AgentSessionRow,
     ArticleRow,
@@ -54,6 +57,7 @@ from hub.storage.tables import (
     KbQueryRow,
     KbSynonymRow,
     MessageRow,
+    RoutingPolicyRow,
     WebchatSessionRow,
 )
 
@@ -210,6 +214,26 @@ class SqlUnitOfWork:
         self.session.flush()
         return convert.contact(row, list(identities))
 
+    def add_identity(self, contact_id: int, identity: Identity) -> Contact:
+        owner = self.contact_by_identity(identity)
+        if owner is not None and owner.id != contact_id:
+            raise HubError(
+                f"{identity.channel} address {identity.address!r} belongs to another contact",
+                code="identity_taken",
+                status=409,
+            )
+        if owner is None:
+            self.session.add(
+                ContactIdentityRow(
+                    contact_id=contact_id, channel=identity.channel, address=identity.address
+                )
+            )
+            self.session.flush()
+        contact = self.contact(contact_id)
+        if contact is None:
+            raise HubError(f"no contact {contact_id}", code="unknown_contact", status=404)
+        return contact
+
     def rename_contact(self, contact_id: int, display_name: str) -> None:
         row = self.session.get(ContactRow, contact_id)
         if row is not None:
@@ -347,11 +371,12 @@ class SqlUnitOfWork:
                 "author_id": m.author_id,
                 "author_name": m.author_name,
                 "text": m.text,
-                "attachments": [],
+                "attachments": [dataclasses.asdict(a) for a in m.attachments],
                 "channel": m.channel,
                 "channel_message_id": m.channel_message_id,
                 "delivery_state": m.delivery_state.value,
                 "created_at": m.created_at,
+                "choices": [dataclasses.asdict(c) for c in m.choices],
             }
             for m in messages
         ]
@@ -369,11 +394,15 @@ class SqlUnitOfWork:
         ).all()
         return [convert.message(r) for r in reversed(rows)]
 
-    def set_delivery_state(self, message_id: int, state: DeliveryState) -> Message | None:
+    def set_delivery_state(
+        self, message_id: int, state: DeliveryState, channel_message_id: str | None = None
+    ) -> Message | None:
         row = self.session.get(MessageRow, message_id)
         if row is None:
             return None
         row.delivery_state = state.value
+        if channel_message_id is not None:
+            row.channel_message_id = channel_message_id
         self.session.flush()
         return convert.message(row)
 
@@ -613,4 +642,42 @@ class SqlUnitOfWork:
     def set_kb_synonyms(self, groups: Sequence[Sequence[str]]) -> None:
         self.session.execute(sa.delete(KbSynonymRow))
         self.session.add_all(KbSynonymRow(terms=list(g)) for g in groups)
+        self.session.flush()
+
+    # --- routing ---------------------------------------------------------------------------
+
+    def agent_routings(self) -> list[AgentRouting]:
+        rows = self.session.exec(
+            select(AgentRoutingRow)
+            .join(AgentRow, col(AgentRow.id) == AgentRoutingRow.agent_id)
+            .where(col(AgentRow.active))
+            .order_by(col(AgentRoutingRow.agent_id))
+        )
+        return [convert.agent_routing(r) for r in rows]
+
+    def save_agent_routing(self, routing: AgentRouting) -> None:
+        row = self.session.get(AgentRoutingRow, routing.agent_id)
+        if row is None:
+            row = AgentRoutingRow(agent_id=routing.agent_id)
+            self.session.add(row)
+        row.skills = dict(routing.skills)
+        row.languages = list(routing.languages)
+        row.teams = list(routing.teams)
+        row.capacity = routing.capacity
+        row.costs = dict(routing.costs)
+        row.wrap_up_s = routing.wrap_up_s
+        row.presence = routing.presence.value
+        row.updated_at = utcnow()
+        self.session.flush()
+
+    def routing_policy(self) -> str | None:
+        row = self.session.get(RoutingPolicyRow, 1)
+        return row.source if row else None
+
+    def save_routing_policy(self, source: str, agent_id: int | None) -> None:
+        row = self.session.get(RoutingPolicyRow, 1)
+        if row is None:
+            row = RoutingPolicyRow(id=1, source=source)
+            self.session.add(row)
+        row.source, row.updated_by, row.updated_at = source, agent_id, utcnow()
         self.session.flush()

@@ -46,7 +46,18 @@ def inbox_rules() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str | None, inbox_rules: dict[str, Any]) -> Settings:
+def bot_settings() -> dict[str, Any]:
+    """Extra settings (e.g. the decision policy's margins) a test parametrizes."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    database_url: str | None,
+    inbox_rules: dict[str, Any],
+    bot_settings: dict[str, Any],
+) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -56,6 +67,7 @@ def settings(tmp_path: Path, database_url: str | None, inbox_rules: dict[str, An
         demo_agent_password=AGENT_PASSWORD,
         bot_enabled=True,
         bot_inboxes={"website": inbox_rules},
+        **bot_settings,
     )
 
 

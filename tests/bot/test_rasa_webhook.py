@@ -43,9 +43,7 @@ def call(action: str, text: str, slots: dict[str, Any] | None = None, **extra: A
     }
 
 
-async def post(
-    http: aiohttp.ClientSession, base_url: str, body: Any, **kw: Any
-) -> tuple[int, Any]:
+async def post(http: aiohttp.ClientSession, base_url: str, body: Any, **kw: Any) -> tuple[int, Any]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     async with http.post(base_url + "/webhook", data=data, **kw) as resp:
         return resp.status, await resp.json()

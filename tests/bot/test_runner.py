@@ -60,9 +60,11 @@ async def test_a_message_is_answered_once(hub: TestClient[Any, Any], customer: C
     delivered = asyncio.Event()
     # Subscribed after the runner, so called after it for the same envelope.
     unsubscribe = bus.subscribe(
-        lambda e: delivered.set()
-        if e["kind"] == "message.created" and e["data"]["message"]["id"] == ack["message_id"]
-        else None
+        lambda e: (
+            delivered.set()
+            if e["kind"] == "message.created" and e["data"]["message"]["id"] == ack["message_id"]
+            else None
+        )
     )
     bus.publish(
         {

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kb.embedding import Encoder, EncoderUnavailable, load_default, packaged_model_dir
-from kb.semantic import ARTICLES_FILE, VECTORS_FILE, VectorIndex
+from kb.semantic import ARTICLES_FILE, CENTROID_WEIGHT, VECTORS_FILE, VectorIndex
 
 LONG_TEXT = " ".join(
     f"Sentence number {i}: the customer asked about refunds, shipping delays and password resets."
@@ -146,16 +146,18 @@ ARTICLES: list[tuple[str, list[str]]] = [
 ]
 
 
-def test_scores_rank_articles_by_best_text(encoder: Encoder, tmp_path: Path) -> None:
+def test_scores_blend_the_best_text_with_the_article_mean(encoder: Encoder, tmp_path: Path) -> None:
     index = VectorIndex(encoder, tmp_path)
     index.set_articles(ARTICLES)
     ranked = index.scores("i forgot my password")
     assert [a for a, _ in ranked][:1] == ["reset"]
     assert len(ranked) == 4
-    assert ranked[0][1] == pytest.approx(
-        float(encoder.encode(["i forgot my password", "I forgot my password"]).prod(0).sum()),
-        abs=1e-5,
+    query, *texts = encoder.encode(["i forgot my password", *ARTICLES[0][1]])
+    mean = np.sum(texts, axis=0)
+    expected = (1 - CENTROID_WEIGHT) * max(float(query @ t) for t in texts) + CENTROID_WEIGHT * (
+        float(query @ mean) / float(np.linalg.norm(mean))
     )
+    assert ranked[0][1] == pytest.approx(expected, abs=1e-5)
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
     assert index.scores("when do you open", limit=1)[0][0] == "hours"
     assert index.scores("") == []

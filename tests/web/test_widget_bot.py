@@ -78,4 +78,8 @@ def test_bot_answers_takes_a_vote_and_hands_off(bot_hub: LiveHub, open_page) -> 
     row.click()
     bot_answer = shared.inbox_messages(agent, "bot").filter(has_text="How do I track my order?")
     expect(bot_answer).to_be_visible()
+    # Why the bot handed over, for the agent who picks it up.
+    handoff = agent.get_by_test_id("conv-handoff")
+    expect(handoff).to_contain_text("Handed over by the bot")
+    expect(handoff).to_contain_text("The customer asked for a person")
     customer.screenshot(path="/tmp/omnihub-widget-bot.png")

@@ -21,15 +21,17 @@
   function createApi(session) {
     return async function api(method, path, body) {
       const headers = { Accept: "application/json" };
+      // A FormData body (file upload) sets its own multipart Content-Type with the boundary.
+      const form = typeof FormData !== "undefined" && body instanceof FormData;
       if (method !== "GET") {
-        headers["Content-Type"] = "application/json";
+        if (!form) headers["Content-Type"] = "application/json";
         const csrf = session.csrf();
         if (csrf) headers["X-CSRF-Token"] = csrf;
       }
       const res = await fetch(path, {
         method,
         headers,
-        body: method === "GET" ? undefined : JSON.stringify(body || {}),
+        body: method === "GET" ? undefined : form ? body : JSON.stringify(body || {}),
         credentials: "same-origin",
         cache: "no-store",
       });

@@ -20,6 +20,7 @@
       send: "Send", replyHint: "Enter to send, Shift+Enter for a new line",
       agent: "Agent", bot: "Bot", system: "System", customer: "Customer", you: "You",
       noMessages: "No messages yet.", deliveryFailed: "Not delivered",
+      attachFile: "Attach a file", attachments: "Attachments", removeFile: "Remove",
       reconnecting: "Live updates interrupted. Reconnecting…",
       actionFailed: "That did not work: {detail}",
       invalidTransition: "This conversation's status has changed; the action is no longer possible.",
@@ -32,6 +33,39 @@
       need_mobility: "Mobility", need_elderly: "Older customer", need_language_barrier: "Language barrier",
       modality: "Prefers {modality}", modality_text: "text", modality_voice: "voice",
       interpreter: "Interpreter: {language}", newConversation: "New conversation: {name}",
+      handoffTitle: "Handed over by the bot", handoffTopic: "Topic: {topic}",
+      handoff_customer_request: "The customer asked for a person", handoff_low_confidence: "The bot could not answer",
+      handoff_complaint: "Complaint", handoff_human_only_topic: "A topic for people only",
+      handoff_accessibility: "The customer's accessibility profile asks for a person",
+      handoff_not_helpful: "The answers did not help", handoff_bot_error: "The bot failed",
+      handoffMode_message: "Out of hours: left a message", handoffMode_callback: "Out of hours: asked for a callback",
+      handoff_overflow: "No agent was free in time",
+      handoffMode_overflow_message: "No agent was free in time: asked to leave a message",
+      handoffMode_overflow_callback: "No agent was free in time: to be called back",
+      detail_name: "Name", detail_email: "Email", detail_phone: "Phone", detail_order_number: "Order number",
+      tag_complaint: "complaint", declined: "(would rather not say)",
+      presence: "Presence", presence_available: "Available", presence_busy: "Busy",
+      presence_away: "Away", presence_after_contact_work: "After-contact work",
+      presence_offline: "Offline", presenceNow: "Your presence is now: {presence}",
+      presenceReason_offer_timeout: "Your presence is now Away: an offer was not answered in time.",
+      presenceFailed: "Could not change your presence: {detail}",
+      offersTitle: "Offered to you", offerFrom: "{name} · {channel}",
+      offerNew: "Conversation offered to you: {name}. Accept or decline.",
+      offerSkills: "Needs: {skills}", offerNoSkills: "Needs: no particular skill",
+      offerPriority: "Priority: {priority}", offerRule: "Rule: {rule}",
+      offerWhy: "Best match of {count} available agents (score {score})",
+      offerTransferred: "Transferred to you by a colleague",
+      offerCountdown: "Expires in {seconds} s", accept: "Accept", decline: "Decline",
+      acceptLabel: "Accept conversation with {name}", declineLabel: "Decline conversation with {name}",
+      offerGone: "The offer for {name} has ended.",
+      priority_low: "low", priority_normal: "normal", priority_high: "high", priority_urgent: "urgent",
+      slaWarning: "SLA at risk", slaBreach: "SLA breached",
+      sla_first_response: "First response", sla_resolution: "Resolution",
+      slaDetail_warning: "{target}: SLA at risk", slaDetail_breach: "{target}: SLA breached",
+      transfer: "Transfer", transferTo: "Transfer to", transferAgent: "Agent (ID)",
+      transferTeam: "Team", transferTarget: "Agent ID or team name", transferSubmit: "Transfer",
+      cancel: "Cancel", transferred: "Conversation transferred.",
+      badAgentId: "Enter the agent's number (ID).",
     },
     "zh-CN": {
       title: "omnihub 收件箱", inbox: "收件箱", skip: "跳到会话", language: "语言",
@@ -47,6 +81,7 @@
       send: "发送", replyHint: "按 Enter 发送，Shift+Enter 换行",
       agent: "客服", bot: "机器人", system: "系统", customer: "客户", you: "我",
       noMessages: "暂无消息。", deliveryFailed: "发送失败",
+      attachFile: "添加附件", attachments: "附件", removeFile: "移除",
       reconnecting: "实时更新已中断，正在重新连接…",
       actionFailed: "操作失败：{detail}",
       invalidTransition: "会话状态已变化，无法执行此操作。",
@@ -59,6 +94,39 @@
       need_mobility: "行动不便", need_elderly: "老年客户", need_language_barrier: "语言障碍",
       modality: "偏好{modality}", modality_text: "文字", modality_voice: "语音",
       interpreter: "翻译：{language}", newConversation: "新会话：{name}",
+      handoffTitle: "机器人转接", handoffTopic: "话题：{topic}",
+      handoff_customer_request: "客户要求人工服务", handoff_low_confidence: "机器人无法回答",
+      handoff_complaint: "投诉", handoff_human_only_topic: "仅限人工处理的话题",
+      handoff_accessibility: "客户的无障碍需求要求人工服务",
+      handoff_not_helpful: "回答没有帮助", handoff_bot_error: "机器人出错",
+      handoffMode_message: "非工作时间：已留言", handoffMode_callback: "非工作时间：要求回电",
+      handoff_overflow: "没有客服人员及时接待",
+      handoffMode_overflow_message: "没有客服人员及时接待：请客户留言",
+      handoffMode_overflow_callback: "没有客服人员及时接待：需要回电",
+      detail_name: "姓名", detail_email: "邮箱", detail_phone: "电话", detail_order_number: "订单号",
+      tag_complaint: "投诉", declined: "（不愿提供）",
+      presence: "在线状态", presence_available: "空闲", presence_busy: "忙碌",
+      presence_away: "离开", presence_after_contact_work: "话后处理",
+      presence_offline: "离线", presenceNow: "您的状态已变为：{presence}",
+      presenceReason_offer_timeout: "您的状态已变为离开：有一个分配未及时响应。",
+      presenceFailed: "无法更改状态：{detail}",
+      offersTitle: "分配给您的会话", offerFrom: "{name} · {channel}",
+      offerNew: "有会话分配给您：{name}。请接受或拒绝。",
+      offerSkills: "所需技能：{skills}", offerNoSkills: "所需技能：无特定要求",
+      offerPriority: "优先级：{priority}", offerRule: "规则：{rule}",
+      offerWhy: "在 {count} 位可用客服中最匹配（得分 {score}）",
+      offerTransferred: "同事转接给您",
+      offerCountdown: "{seconds} 秒后过期", accept: "接受", decline: "拒绝",
+      acceptLabel: "接受与 {name} 的会话", declineLabel: "拒绝与 {name} 的会话",
+      offerGone: "{name} 的会话分配已结束。",
+      priority_low: "低", priority_normal: "普通", priority_high: "高", priority_urgent: "紧急",
+      slaWarning: "SLA 即将超时", slaBreach: "SLA 已超时",
+      sla_first_response: "首次响应", sla_resolution: "解决",
+      slaDetail_warning: "{target}：SLA 即将超时", slaDetail_breach: "{target}：SLA 已超时",
+      transfer: "转接", transferTo: "转接给", transferAgent: "客服（编号）",
+      transferTeam: "团队", transferTarget: "客服编号或团队名称", transferSubmit: "转接",
+      cancel: "取消", transferred: "会话已转接。",
+      badAgentId: "请输入客服的编号。",
     },
   };
 
@@ -90,6 +158,14 @@
     typingTimer: null,
     lastTypingSent: 0,
     loginErrorKey: null,
+    // Routing (docs/routing.md): on only after the agent websocket's "routing" frame.
+    routing: false,
+    presence: null, // the agent's presence, or null without a routing profile
+    offers: new Map(), // conversation id -> {id, key, expiresAt, why, summary}
+    settledOffers: new Set(), // keys of offers already ended: a replayed frame must not revive them
+    offerTimer: null,
+    rules: new Map(), // conversation id -> the policy filter it was queued under
+    sla: new Map(), // conversation id -> {first_response?: "warning"|"breach", resolution?: ...}
   };
 
   /* ---------- i18n ---------- */
@@ -142,6 +218,7 @@
     }
     applyStaticTexts();
     renderList();
+    renderOffers();
     if (state.detail) renderDetail();
   }
 
@@ -220,6 +297,7 @@
     $("conv-list").replaceChildren(); // nothing of the previous agent's work stays in the page
     $("messages").replaceChildren();
     disconnectWs();
+    resetRouting();
     $("conv").hidden = true;
     $("detail-empty").hidden = false;
     showLogin();
@@ -235,7 +313,15 @@
     signedIn(data);
   }
 
-  function onSignOut() {
+  async function onSignOut() {
+    // A signed-out agent must not be offered work it cannot see: go offline first.
+    if (state.routing && state.presence !== null && state.presence !== "offline") {
+      try {
+        await api("PUT", "/api/agent/presence", { presence: "offline" });
+      } catch (_) {
+        /* signing out is what was asked for; the offer timeout covers the rest */
+      }
+    }
     return signOut(api, sessionLost);
   }
 
@@ -348,6 +434,7 @@
         { class: "row-meta" },
         el("span", { class: "badge", "data-status": c.status, text: labelFor("status_", c.status) }),
         el("span", { text: labelFor("channel_", c.channel) }),
+        slaBadge(c.id),
       ),
       el("span", { class: "row-preview", text: preview }),
     );
@@ -394,6 +481,7 @@
     $("conv-title").textContent = (contact && contact.display_name) || "#" + c.id;
     renderHeader();
     renderNeeds(contact);
+    renderHandoff(state.detail.handoff);
     renderOthers(state.detail.other_conversations || []);
     renderMessages();
   }
@@ -408,6 +496,10 @@
     $("assign-btn").hidden = !(OPEN_STATUSES.includes(c.status) && !mine);
     $("resolve-btn").hidden = !OPEN_STATUSES.includes(c.status);
     $("reopen-btn").hidden = c.status !== "resolved" && c.status !== "closed";
+    const canTransfer = state.routing && c.status === "assigned" && mine;
+    $("transfer-btn").hidden = !canTransfer;
+    if (!canTransfer) showTransferForm(false);
+    renderDetailSla();
   }
 
   function renderNeeds(contact) {
@@ -419,6 +511,28 @@
     if (a11y.interpreter_language) items.push(t("interpreter", { language: a11y.interpreter_language }));
     $("conv-needs").replaceChildren(...items.map((text) => el("li", { text })));
     $("conv-needs").hidden = items.length === 0;
+  }
+
+  /** What the bot collected before it handed the conversation over (reason, tags, details). */
+  function renderHandoff(h) {
+    const box = $("handoff");
+    box.hidden = !h;
+    if (!h) return;
+    const lines = [el("p", { class: "handoff-reason", text: labelFor("handoff_", h.reason) })];
+    if (["message", "callback", "overflow_message", "overflow_callback"].includes(h.mode)) {
+      lines.push(el("p", { text: t("handoffMode_" + h.mode) }));
+    }
+    if (h.topic) lines.push(el("p", { text: t("handoffTopic", { topic: h.topic }) }));
+    if (h.tags.length) {
+      const tags = h.tags.map((tag) => el("li", { class: "tag", text: labelFor("tag_", tag) }));
+      lines.push(el("ul", { class: "tags", "data-testid": "handoff-tags" }, ...tags));
+    }
+    const details = Object.entries(h.details || {}).flatMap(([key, value]) => [
+      el("dt", { text: labelFor("detail_", key) }),
+      el("dd", { text: value === null ? t("declined") : value }),
+    ]);
+    if (details.length) lines.push(el("dl", { "data-testid": "handoff-details" }, ...details));
+    $("handoff-body").replaceChildren(...lines);
   }
 
   function renderOthers(others) {
@@ -459,7 +573,32 @@
         failed ? el("span", { class: "msg-failed", text: t("deliveryFailed") }) : null,
       ),
       el("p", { class: "msg-text", text: m.text || "" }),
+      renderAttachments(m.attachments || []),
     );
+  }
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  function renderAttachments(files) {
+    if (!files.length) return null;
+    const items = files.map((a) =>
+      el(
+        "li",
+        {},
+        el("a", {
+          href: a.url,
+          target: "_blank",
+          rel: "noopener",
+          "data-testid": "msg-attachment",
+          text: `${a.filename} (${formatSize(a.size)})`,
+        }),
+      ),
+    );
+    return el("ul", { class: "msg-attachments", "aria-label": t("attachments") }, ...items);
   }
 
   function renderMessages() {
@@ -500,7 +639,7 @@
     // The clicked button may have just been hidden (Resolve -> Reopen): keep focus nearby.
     const active = document.activeElement;
     if (active && active !== document.body && active.offsetParent !== null) return;
-    const next = ["reopen-btn", "resolve-btn", "assign-btn"].map($).find((b) => !b.hidden);
+    const next = ["reopen-btn", "resolve-btn", "assign-btn", "transfer-btn"].map($).find((b) => !b.hidden);
     (next || $("reply-input")).focus();
   }
 
@@ -527,17 +666,38 @@
 
   /* ---------- reply ---------- */
 
+  async function uploadFiles() {
+    const picker = $("reply-file");
+    const uploaded = [];
+    for (const file of Array.from(picker.files || [])) {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      const data = await api("POST", "/api/attachments", form);
+      uploaded.push(data.attachment);
+    }
+    return uploaded;
+  }
+
+  function renderPickedFiles() {
+    const files = Array.from($("reply-file").files || []);
+    $("reply-files").replaceChildren(...files.map((f) => el("li", { text: f.name })));
+  }
+
   async function sendReply() {
     const input = $("reply-input");
     const text = input.value.trim();
     const id = state.selectedId;
-    if (!text || id === null) return;
+    const picked = ($("reply-file").files || []).length;
+    if ((!text && !picked) || id === null) return;
     const button = $("reply-send");
     button.disabled = true;
     showError("detail-error", "");
     try {
-      const data = await api("POST", `/api/conversations/${id}/messages`, { text });
+      const attachments = await uploadFiles();
+      const data = await api("POST", `/api/conversations/${id}/messages`, { text, attachments });
       input.value = "";
+      $("reply-file").value = "";
+      renderPickedFiles();
       state.lastTypingSent = 0;
       onMessageCreated(id, data.message);
       expectEcho();
@@ -599,13 +759,35 @@
       if (frame.conversation_id === state.selectedId && frame.author === "customer") showTyping();
       return;
     }
+    if (frame.type === "routing") return onRoutingFrame(frame);
     if (frame.type !== "event") return;
     if (state.listLoading) state.missedFrames.push(frame);
     const data = frame.data || {};
-    if (frame.kind === "message.created" && data.message) {
+    if (frame.kind === "routing.decision") {
+      onRoutingDecision(frame.conversation_id, data);
+    } else if (frame.kind === "agent.presence") {
+      onPresenceEvent(data);
+    } else if (frame.kind === "conversation.sla") {
+      onSlaEvent(frame.conversation_id, data);
+    } else if (frame.kind === "message.created" && data.message) {
       onMessageCreated(frame.conversation_id, data.message);
     } else if (data.conversation) {
       applyConversation(data.conversation, true);
+      if (offerIsOver(data.conversation)) endOffer(data.conversation.id, false);
+      if (data.handoff && frame.conversation_id === state.selectedId) refreshHandoff(frame.conversation_id);
+    }
+  }
+
+  async function refreshHandoff(id) {
+    // The bot handed over the open conversation: show what it collected (in the API's shape).
+    try {
+      const data = await api("GET", `/api/conversations/${id}`);
+      if (state.selectedId === id && state.detail) {
+        state.detail.handoff = data.handoff;
+        renderHandoff(data.handoff);
+      }
+    } catch (_) {
+      /* shown the next time the conversation is opened */
     }
   }
 
@@ -685,6 +867,290 @@
     if (state.selectedId !== null) openConversation(state.selectedId);
   }
 
+  /* ---------- routing: presence, offers, SLAs, transfer (docs/routing.md) ---------- */
+
+  const PRESENCES = ["available", "busy", "away", "after_contact_work", "offline"];
+  const SLA_RANK = { warning: 1, breach: 2 };
+
+  function resetRouting() {
+    state.routing = false;
+    state.presence = null;
+    state.offers.clear();
+    state.settledOffers.clear();
+    state.rules.clear();
+    state.sla.clear();
+    clearInterval(state.offerTimer);
+    state.offerTimer = null;
+    $("presence-box").hidden = true;
+    showError("routing-error", "");
+    renderOffers();
+  }
+
+  function onRoutingFrame(frame) {
+    // Sent on every (re)connect when the hub routes; a hub without routing never sends it,
+    // so the inbox then shows none of this.
+    state.routing = true;
+    state.presence = PRESENCES.includes(frame.presence) ? frame.presence : null;
+    renderPresence();
+    if (state.detail) renderHeader();
+  }
+
+  function renderPresence() {
+    // Without a routing profile the agent is not routed to: nothing to choose.
+    $("presence-box").hidden = !state.routing || state.presence === null;
+    if (state.presence !== null) $("presence-select").value = state.presence;
+  }
+
+  async function onPresenceChange() {
+    const select = $("presence-select");
+    const wanted = select.value;
+    showError("routing-error", "");
+    select.disabled = true;
+    try {
+      await api("PUT", "/api/agent/presence", { presence: wanted });
+      state.presence = wanted;
+      announce(t("presenceNow", { presence: labelFor("presence_", wanted) }));
+    } catch (err) {
+      showError("routing-error", t("presenceFailed", { detail: err.message || String(err) }));
+    } finally {
+      select.disabled = false;
+      renderPresence();
+    }
+  }
+
+  function onPresenceEvent(data) {
+    // The router changes presence itself: away after an unanswered offer, wrap-up and back.
+    if (!state.agent || data.agent_id !== state.agent.id || !PRESENCES.includes(data.presence)) return;
+    state.presence = data.presence;
+    renderPresence();
+    const reasonKey = "presenceReason_" + data.reason;
+    announce(STRINGS.en[reasonKey] ? t(reasonKey) : t("presenceNow", { presence: labelFor("presence_", data.presence) }));
+  }
+
+  function onRoutingDecision(convId, data) {
+    if (typeof convId !== "number" || !state.agent) return;
+    if (data.decision === "queued" || data.decision === "skipped") {
+      if (data.filter) state.rules.set(convId, data.filter);
+      return;
+    }
+    if (data.decision === "offered" && data.agent_id === state.agent.id) {
+      addOffer(convId, data);
+    } else {
+      // Offered to someone else, declined, expired, assigned, overflowed: not ours (any more).
+      endOffer(convId, data.decision === "offer_expired" && data.agent_id === state.agent.id);
+    }
+  }
+
+  async function addOffer(id, data) {
+    const key = `${id}@${data.expires_at}`;
+    const expiresAt = Date.parse(data.expires_at);
+    if (state.settledOffers.has(key) || !(expiresAt > Date.now())) return;
+    const known = state.offers.get(id);
+    if (known && known.key === key) return; // a replayed frame
+    const offer = { id, key, expiresAt, why: data.why || {}, summary: state.convs.get(id) || null };
+    state.offers.set(id, offer);
+    renderOffers();
+    try {
+      const detail = await api("GET", `/api/conversations/${id}`);
+      offer.summary = detail.conversation;
+      offer.contact = detail.contact;
+    } catch (_) {
+      /* the card still works with what the event said */
+    }
+    if (state.offers.get(id) !== offer) return;
+    renderOffers();
+    announce(t("offerNew", { name: offerName(offer) }));
+  }
+
+  function endOffer(id, announceIt) {
+    const offer = state.offers.get(id);
+    if (!offer) return;
+    state.offers.delete(id);
+    state.settledOffers.add(offer.key);
+    renderOffers();
+    if (announceIt) announce(t("offerGone", { name: offerName(offer) }));
+  }
+
+  function offerIsOver(c) {
+    // Ours now, resolved, back with the bot. (Assigned to someone else is not enough: a
+    // transfer offers a conversation that is still assigned to the agent handing it on.)
+    return ["resolved", "closed", "bot"].includes(c.status) || (state.agent && c.assignee_id === state.agent.id);
+  }
+
+  function offerName(o) {
+    const contact = o.contact || (o.summary && o.summary.contact) || {};
+    return contact.display_name || "#" + o.id;
+  }
+
+  function secondsLeft(o) {
+    return Math.max(0, Math.ceil((o.expiresAt - Date.now()) / 1000));
+  }
+
+  function offerCard(o) {
+    const name = offerName(o);
+    const s = o.summary || {};
+    const skills = (s.required_skills || []).join(", ");
+    const chosen = (o.why.candidates || []).find((c) => c.agent_id === o.why.chosen);
+    const titleId = `offer-title-${o.id}`;
+    const accept = el("button", {
+      type: "button", class: "btn btn-primary", "data-testid": "offer-accept",
+      "aria-label": t("acceptLabel", { name }), text: t("accept"),
+    });
+    accept.addEventListener("click", () => respondToOffer(o.id, "accept"));
+    const decline = el("button", {
+      type: "button", class: "btn btn-secondary", "data-testid": "offer-decline",
+      "aria-label": t("declineLabel", { name }), text: t("decline"),
+    });
+    decline.addEventListener("click", () => respondToOffer(o.id, "decline"));
+    return el(
+      "li",
+      {},
+      el(
+        "article",
+        { class: "offer", "aria-labelledby": titleId, "data-testid": "offer", "data-conversation-id": o.id },
+        el("h3", { id: titleId, text: t("offerFrom", { name, channel: labelFor("channel_", s.channel) }) }),
+        el("p", { "data-testid": "offer-skills", text: skills ? t("offerSkills", { skills }) : t("offerNoSkills") }),
+        s.priority ? el("p", { text: t("offerPriority", { priority: labelFor("priority_", s.priority) }) }) : null,
+        state.rules.has(o.id) ? el("p", { text: t("offerRule", { rule: state.rules.get(o.id) }) }) : null,
+        o.why.trigger === "transfer" ? el("p", { "data-testid": "offer-why", text: t("offerTransferred") }) : null,
+        chosen
+          ? el("p", {
+              "data-testid": "offer-why",
+              text: t("offerWhy", { count: o.why.candidate_count, score: chosen.score.toFixed(2) }),
+            })
+          : null,
+        // role=timer is not announced on every tick; the offer itself was announced once.
+        el("p", {
+          class: "offer-countdown", role: "timer", "data-testid": "offer-countdown",
+          text: t("offerCountdown", { seconds: secondsLeft(o) }),
+        }),
+        el("div", { class: "offer-actions" }, accept, decline),
+      ),
+    );
+  }
+
+  function renderOffers() {
+    const list = $("offers-list");
+    const focused = document.activeElement;
+    const focusedOffer = list.contains(focused) ? focused.closest(".offer") : null;
+    const refocus = focusedOffer && { id: focusedOffer.dataset.conversationId, testid: focused.dataset.testid };
+    const offers = [...state.offers.values()].sort((a, b) => a.expiresAt - b.expiresAt);
+    list.replaceChildren(...offers.map(offerCard));
+    $("offers").hidden = offers.length === 0;
+    if (refocus) {
+      const again = list.querySelector(
+        `.offer[data-conversation-id="${refocus.id}"] [data-testid="${refocus.testid}"]`,
+      );
+      if (again) again.focus();
+      else if (offers.length === 0) (document.querySelector(".filter") || document.body).focus();
+    }
+    if (offers.length && state.offerTimer === null) state.offerTimer = setInterval(tickOffers, 500);
+    if (!offers.length && state.offerTimer !== null) {
+      clearInterval(state.offerTimer);
+      state.offerTimer = null;
+    }
+  }
+
+  function tickOffers() {
+    for (const o of [...state.offers.values()]) {
+      if (o.expiresAt <= Date.now()) {
+        endOffer(o.id, true); // the hub withdraws it at the same moment (and sets us away)
+        continue;
+      }
+      const node = $("offers-list").querySelector(
+        `.offer[data-conversation-id="${o.id}"] [data-testid="offer-countdown"]`,
+      );
+      if (node) node.textContent = t("offerCountdown", { seconds: secondsLeft(o) });
+    }
+  }
+
+  async function respondToOffer(id, action) {
+    showError("routing-error", "");
+    try {
+      const data = await api("POST", `/api/conversations/${id}/${action}`, {});
+      endOffer(id, false);
+      if (action === "accept") {
+        applyConversation(data.conversation);
+        await openConversation(id);
+        $("reply-input").focus();
+      }
+    } catch (err) {
+      // e.g. 409 no_such_offer: it expired or went elsewhere meanwhile.
+      endOffer(id, false);
+      showError("routing-error", actionErrorText(err));
+    }
+  }
+
+  function onSlaEvent(convId, data) {
+    if (typeof convId !== "number" || !SLA_RANK[data.state]) return;
+    if (data.target !== "first_response" && data.target !== "resolution") return;
+    const known = state.sla.get(convId) || {};
+    if ((SLA_RANK[known[data.target]] || 0) >= SLA_RANK[data.state]) return;
+    state.sla.set(convId, { ...known, [data.target]: data.state });
+    renderList();
+    if (state.detail && state.detail.conversation.id === convId) renderDetailSla();
+  }
+
+  function worstSla(id) {
+    const states = Object.values(state.sla.get(id) || {});
+    return states.includes("breach") ? "breach" : states.includes("warning") ? "warning" : null;
+  }
+
+  function slaBadge(id) {
+    const worst = worstSla(id);
+    if (!worst) return null;
+    return el("span", {
+      class: "badge sla", "data-sla": worst, "data-testid": "sla-badge",
+      text: t(worst === "breach" ? "slaBreach" : "slaWarning"),
+    });
+  }
+
+  function renderDetailSla() {
+    const node = $("conv-sla");
+    const id = state.detail.conversation.id;
+    const targets = Object.entries(state.sla.get(id) || {});
+    node.hidden = targets.length === 0;
+    if (!targets.length) return;
+    node.dataset.sla = worstSla(id);
+    node.textContent = targets
+      .map(([target, s]) => t("slaDetail_" + s, { target: labelFor("sla_", target) }))
+      .join(" · ");
+  }
+
+  function showTransferForm(show) {
+    $("transfer-form").hidden = !show;
+    $("transfer-btn").setAttribute("aria-expanded", String(show));
+    if (show) $("transfer-target").focus();
+  }
+
+  async function onTransferSubmit(event) {
+    event.preventDefault();
+    const id = state.selectedId;
+    const target = $("transfer-target").value.trim();
+    if (id === null || !target) return;
+    let body;
+    if ($("transfer-kind").value === "agent") {
+      if (!/^\d{1,18}$/.test(target) || Number(target) < 1) {
+        showError("detail-error", t("badAgentId"));
+        $("transfer-target").focus();
+        return;
+      }
+      body = { agent_id: Number(target) };
+    } else {
+      body = { team: target };
+    }
+    showError("detail-error", "");
+    try {
+      await api("POST", `/api/conversations/${id}/transfer`, body);
+      $("transfer-target").value = "";
+      showTransferForm(false);
+      announce(t("transferred"));
+      $("transfer-btn").focus();
+    } catch (err) {
+      showError("detail-error", actionErrorText(err));
+    }
+  }
+
   /* ---------- start ---------- */
 
   function bindEvents() {
@@ -704,7 +1170,15 @@
       sendReply();
     });
     $("reply-input").addEventListener("keydown", onReplyKeydown);
+    $("reply-file").addEventListener("change", renderPickedFiles);
     $("reply-input").addEventListener("input", onReplyInput);
+    $("presence-select").addEventListener("change", onPresenceChange);
+    $("transfer-btn").addEventListener("click", () => showTransferForm($("transfer-form").hidden));
+    $("transfer-cancel").addEventListener("click", () => {
+      showTransferForm(false);
+      $("transfer-btn").focus();
+    });
+    $("transfer-form").addEventListener("submit", onTransferSubmit);
   }
 
   async function boot() {

@@ -1,0 +1,128 @@
+"""Attachments: customers' files reach the agent, agents upload files to reply with, and
+downloads cannot run script in the hub's origin."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub.api import create_app
+from hub.api.keys import ATTACHMENTS, CONVERSATIONS
+from hub.config import Settings
+from hub.errors import ConfigError
+from hub.model import Identity, InboundMessage
+from tests.support import Agent, Customer
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
+
+async def _upload(agent: Agent, data: bytes, name: str, ctype: str) -> tuple[int, Any]:
+    form = aiohttp.FormData(quote_fields=False)  # as browsers send names: raw UTF-8
+    form.add_field("file", io.BytesIO(data), filename=name, content_type=ctype)
+    async with agent.http.post(
+        agent.base + "/api/attachments", data=form, headers={"X-CSRF-Token": agent.csrf}
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_customer_file_reaches_the_agent(hub: TestClient[Any, Any], agent: Agent) -> None:
+    app = hub.server.app
+    saved = await app[ATTACHMENTS].save(PNG, "../../etc/receipt.png", "image/png; charset=x")
+    assert saved.filename == "receipt.png" and saved.content_type == "image/png"
+    msg = await app[CONVERSATIONS].receive(
+        InboundMessage(
+            channel="webchat",
+            inbox="website",
+            sender=Identity("webchat", "visitor-attach"),
+            text="",  # a photo without a caption is still a message
+            attachments=(saved,),
+        )
+    )
+    status, detail = await agent.get(f"/api/conversations/{msg.conversation_id}")
+    assert status == 200
+    [shown] = detail["messages"][-1]["attachments"]
+    assert shown["filename"] == "receipt.png" and shown["size"] == len(PNG)
+
+    async with agent.http.get(agent.base + shown["url"]) as resp:
+        assert resp.status == 200
+        assert await resp.read() == PNG
+        assert resp.headers["Content-Type"] == "image/png"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Content-Disposition"].startswith("inline;")
+
+    # Whatever type the link claims, HTML is never served as HTML from the hub's origin.
+    html = await app[ATTACHMENTS].save(b"<script>alert(1)</script>", "x.html", "text/html")
+    async with agent.http.get(
+        f"{agent.base}/api/attachments/{html.storage_key}", params={"type": "text/html"}
+    ) as resp:
+        assert resp.headers["Content-Type"] == "application/octet-stream"
+        assert resp.headers["Content-Disposition"].startswith("attachment;")
+        assert "sandbox" in resp.headers["Content-Security-Policy"]
+
+
+async def test_agent_replies_with_an_uploaded_file(
+    hub: TestClient[Any, Any], agent: Agent, customer: Customer
+) -> None:
+    await customer.connect()
+    await customer.say("please send me the invoice", "c1")
+    conv_id = customer.conversation_id
+    status, body = await _upload(agent, b"%PDF-1.4 invoice", "发票 2026.pdf", "application/pdf")
+    assert status == 201, body
+    uploaded = body["attachment"]
+    assert uploaded["filename"] == "发票 2026.pdf" and uploaded["size"] == 16
+
+    status, body = await agent.post(
+        f"/api/conversations/{conv_id}/messages", {"text": "", "attachments": [uploaded]}
+    )
+    assert status == 201, body
+    [sent] = body["message"]["attachments"]
+    assert sent["storage_key"] == uploaded["storage_key"] and sent["size"] == 16
+
+    async with agent.http.get(agent.base + sent["url"]) as resp:
+        assert await resp.read() == b"%PDF-1.4 invoice"
+        assert (
+            "filename*=UTF-8''%E5%8F%91%E7%A5%A8%202026.pdf" in resp.headers["Content-Disposition"]
+        )
+
+
+async def test_bad_uploads_and_downloads_are_refused(
+    hub: TestClient[Any, Any], agent: Agent, agent_http: aiohttp.ClientSession, base_url: str
+) -> None:
+    limit = hub.server.app[ATTACHMENTS].max_bytes
+    status, body = await _upload(agent, b"x" * (limit + 1), "big.bin", "application/zip")
+    assert status == 413 and body["error"]["code"] == "attachment_too_large"
+
+    status, body = await agent.post(
+        "/api/conversations/1/messages",
+        {
+            "text": "",
+            "attachments": [{"storage_key": "0" * 64, "filename": "a", "content_type": "b"}],
+        },
+    )
+    assert status == 404 and body["error"]["code"] == "unknown_attachment"
+
+    status, body = await agent.get("/api/attachments/..%2F..%2Fhub.sqlite3")
+    assert status == 400 and body["error"]["code"] == "bad_attachment_key"
+
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(f"{base_url}/api/attachments/{'0' * 64}") as resp:
+            assert resp.status == 401
+
+    async with agent.http.post(
+        agent.base + "/api/attachments", json={}, headers={"X-CSRF-Token": agent.csrf}
+    ) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
+
+
+def test_an_unknown_channel_in_the_settings_stops_start_up(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, channels={"pigeon": {}}, log_level="warning")
+    with pytest.raises(ConfigError, match=r"channels\.pigeon: unknown channel 'pigeon'"):
+        create_app(settings)
