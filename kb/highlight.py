@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
-from kb.text import clean_text, terms_with_spans
+from kb.text import clean_text, distinct_terms, terms_with_spans
 
 SNIPPET_CHARS = 180
 _SENTENCE_RE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*")
@@ -40,7 +40,7 @@ def _fragments(texts: tuple[str, ...]) -> _Fragments:
 
 @lru_cache(maxsize=100_000)
 def _fragment_terms(fragment: str) -> frozenset[str]:
-    return frozenset(t for t, _, _ in terms_with_spans(fragment))
+    return distinct_terms(fragment)
 
 
 def _spans(text: str, wanted: Collection[str]) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from whoosh.fields import ID, STORED, Schema
 from whoosh.searching import Searcher
 
 from hub.ports import KbArticle, KbHit, KbResult
-from kb import fusion
+from kb import fusion, parallel
 from kb import writing as writing_
 from kb.grouping import group_similar
 from kb.highlight import highlight
@@ -133,9 +133,11 @@ class WhooshKnowledgeIndex:
         vectors: VectorStage | None = None,
         *,
         optimize_min_deleted: int = OPTIMIZE_MIN_DELETED,
+        parallel_min_share: int = parallel.MIN_SHARE,
     ) -> None:
         self.directory = directory
         self.optimize_min_deleted = optimize_min_deleted
+        self.parallel_min_share = parallel_min_share
         directory.mkdir(parents=True, exist_ok=True)
         meta = directory / "omnihub-kb.json"
         fresh = not index.exists_in(str(directory))
@@ -308,18 +310,36 @@ class WhooshKnowledgeIndex:
     def rebuild(
         self, articles: Sequence[KbArticle], progress: Callable[[int], None] | None = None
     ) -> None:
-        """Replace the whole index with `articles`; searches see the old one until commit."""
+        """Replace the whole index with `articles`; searches see the old one until commit.
+
+        A large corpus is written by several processes, a segment each (`kb.parallel`), in
+        the order given, so documents are numbered as in a one-process build and rank alike.
+        """
         with self._write_lock:
             writer = self._writer()
-            for n, article in enumerate(articles, 1):
-                self._add(writer, article, replace=False)
-                if progress is not None and n % PROGRESS_EVERY == 0:
-                    progress(n)
-            self._commit(writer, mergetype=writing.CLEAR)
+            workers = parallel.worker_count(len(articles), self.parallel_min_share)
+            if workers > 1:
+                size = -(-len(articles) // workers)
+                shares = [articles[i : i + size] for i in range(0, len(articles), size)]
+                try:
+                    segments = parallel.build_segments(
+                        str(self.directory), shares, _document, WRITER_LIMIT_MB, progress
+                    )
+                except BaseException:
+                    writer.cancel()
+                    raise
+                parallel.commit_segments(writer, segments)
+                self._generation += 1
+            else:
+                for n, article in enumerate(articles, 1):
+                    self._add(writer, article, replace=False)
+                    if progress is not None and n % PROGRESS_EVERY == 0:
+                        progress(n)
+                self._commit(writer, mergetype=writing.CLEAR)
+                if progress is not None and len(articles) % PROGRESS_EVERY:
+                    progress(len(articles))
             if self._vectors is not None:
                 self._vectors.replace_all([(a.id, semantic_texts(a)) for a in articles])
-            if progress is not None and len(articles) % PROGRESS_EVERY:
-                progress(len(articles))
 
     def deleted_count(self) -> int:
         """Documents replaced or removed but still in the index files (until `optimize`)."""

@@ -16,7 +16,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from whoosh.analysis import CompositeAnalyzer, Token, Tokenizer
 from whoosh.fields import TEXT
@@ -167,6 +167,18 @@ def _section_terms(text: str) -> Iterator[str]:
             latin = _latin_term(run)
             if latin is not None:
                 yield latin
+
+
+def distinct_terms(text: str) -> frozenset[str]:
+    """The set of index terms of `text`: `terms` without order, repeats or spans (cheaper)."""
+    if has_cjk(text):
+        return frozenset(_section_terms(text))
+    # Latin only: every step runs in C (the regex, the cached per-word lookup, the set).
+    found = frozenset(map(_latin_term, _RUN_RE.findall(text)))
+    return cast(frozenset[str], found - _NO_TERM)
+
+
+_NO_TERM: frozenset[str | None] = frozenset([None])
 
 
 def terms(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from whoosh.index import Index
+from whoosh.writing import SegmentWriter
 
 
 class _ListedLengths:
@@ -42,10 +43,19 @@ class _ListedLengths:
         self._reader.close()
 
 
-def writer(ix: Index, *, timeout: float, limitmb: int) -> Any:
-    """`ix.writer(...)`, flushing with `_ListedLengths` when it is Whoosh's SegmentWriter."""
-    w = ix.writer(timeout=timeout, limitmb=limitmb)
+def _with_listed_lengths(w: Any) -> Any:
     opened = getattr(w, "per_document_reader", None)
     if opened is not None:
         w.per_document_reader = lambda: _ListedLengths(opened())
     return w
+
+
+def writer(ix: Index, *, timeout: float, limitmb: int) -> Any:
+    """`ix.writer(...)`, flushing with `_ListedLengths` when it is Whoosh's SegmentWriter."""
+    return _with_listed_lengths(ix.writer(timeout=timeout, limitmb=limitmb))
+
+
+def segment_writer(ix: Index, *, limitmb: int) -> Any:
+    """A SegmentWriter that takes no lock, for a process writing one segment of a build whose
+    parent holds the lock (see `kb.parallel`); flushes with `_ListedLengths` too."""
+    return _with_listed_lengths(SegmentWriter(ix, _lk=False, limitmb=limitmb))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.ports import KbArticle, KnowledgeIndex
-from kb import WhooshKnowledgeIndex, open_index
+from kb import WhooshKnowledgeIndex, open_index, parallel, scoring
 
 ARTICLES = [
     KbArticle(
@@ -177,6 +177,67 @@ def test_incremental_updates_equal_a_rebuild(tmp_path: Path) -> None:
     rebuilt.rebuild(list(reversed(final)))
     assert incremental.article_ids() == rebuilt.article_ids() == {a.id for a in final}
     assert ranking(incremental) == ranking(rebuilt)
+
+
+def test_a_rebuild_in_several_processes_ranks_as_one_process_does(tmp_path: Path) -> None:
+    many = [
+        *ARTICLES,
+        *(
+            KbArticle(
+                f"gen-{i}",
+                "en",
+                f"Card limit number {i}",
+                f"Daily limits for card {i} apply to money sent abroad and cash." * (1 + i % 3),
+                questions=(f"what is the limit of card {i}", "new card fees"),
+            )
+            for i in range(60)
+        ),
+    ]
+    assert parallel.worker_count(len(many), min_share=20) > 1, "needs two CPUs"
+    serial = WhooshKnowledgeIndex(tmp_path / "serial")
+    serial.rebuild(many)
+    split = WhooshKnowledgeIndex(tmp_path / "split", parallel_min_share=20)
+    seen: list[int] = []
+    split.rebuild(many, progress=seen.append)
+    assert seen[-1] == len(many)
+    assert split.article_ids() == serial.article_ids() == {a.id for a in many}
+    assert ranking(split) == ranking(serial)
+    # Still an ordinary index afterwards: edits apply, and a rebuild replaces every segment.
+    changed = KbArticle("gen-7", "en", "Lost card", "Freeze it in the app; new card fees apply.")
+    for ix in (serial, split):
+        ix.upsert([changed])
+        ix.remove(["en-fees"])
+    assert ranking(split) == ranking(serial)
+    split.rebuild(many[:3])
+    assert split.article_ids() == {a.id for a in many[:3]}
+
+
+def _refusing_document(article: KbArticle, tokenizer: object) -> dict[str, object]:
+    raise ValueError(f"cannot index {article.id}")
+
+
+def test_a_failing_index_worker_is_reported_and_the_index_keeps_serving(
+    index: WhooshKnowledgeIndex,
+) -> None:
+    with pytest.raises(parallel.BuildError, match="cannot index en-reset"):
+        parallel.build_segments(
+            str(index.directory), [ARTICLES[:3], ARTICLES[3:]], _refusing_document, 64
+        )
+    assert ids(index, "password")[0] == "en-reset"
+    index.rebuild(ARTICLES[:2])
+    assert index.article_ids() == {"en-reset", "en-card-lost"}
+
+
+def test_scores_are_the_same_without_numpy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_numpy = WhooshKnowledgeIndex(tmp_path / "np")
+    with_numpy.rebuild(ARTICLES)
+    with_numpy.remove(["en-fees"])  # deleted documents take the posting-at-a-time path
+    expected = ranking(with_numpy)
+    monkeypatch.setattr(scoring, "np", None)  # the base install has no numpy
+    plain = WhooshKnowledgeIndex(tmp_path / "plain")
+    plain.rebuild(ARTICLES)
+    plain.remove(["en-fees"])
+    assert ranking(plain) == expected
 
 
 def test_rebuild_replaces_everything_and_reports_progress(index: WhooshKnowledgeIndex) -> None:
