@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from hub.errors import ConfigError
-from hub.inboxes import InboxBot
+from hub.inboxes import DEFAULT_INBOX_BOT, InboxBot
 
 ENV_PREFIX = "OMNIHUB_"
 M = TypeVar("M", bound=BaseModel)
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
 
     def bot_rules(self, inbox: str) -> InboxBot | None:
         """The bot's rules for an inbox, or None when the bot is off there."""
-        rules = self.bot_inboxes.get(inbox, InboxBot())
+        rules = self.bot_inboxes.get(inbox, DEFAULT_INBOX_BOT)
         on = rules.enabled if rules.enabled is not None else self.bot_enabled
         return rules if on else None
 

@@ -105,3 +105,9 @@ class InboxBot(BaseModel):
         if not self.working_hours:
             return ""
         return "; ".join(self.working_hours) + f" ({self.timezone})"
+
+
+# The rules of an inbox the configuration does not mention. Built once: bot_rules() is asked on
+# every inbound message, and validating a fresh model each time cost 8% of the hub's event loop
+# under the web chat benchmark.
+DEFAULT_INBOX_BOT = InboxBot()
