@@ -48,7 +48,7 @@ _BLAS_SETTERS = (
 
 
 class EncoderUnavailable(RuntimeError):
-    """numpy, tokenizers or safetensors is not installed, or the model files are missing."""
+    """A package of the ``semantic`` extra is not installed, or the model files are missing."""
 
 
 def _import_backends() -> tuple[Any, Any]:
