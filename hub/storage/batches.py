@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.model import Event
-from hub.storage.uow import SqlUnitOfWork
+from hub.storage.uow import ConversationCache, SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,22 @@ def run_one(engine: Engine, fn: Callable[[SqlUnitOfWork], Any]) -> Outcome:
         return Outcome(value=value, events=uow.appended)
 
 
-def run_batch(engine: Engine, batch: list[tuple[BatchFn, Any]]) -> list[Outcome]:
+def run_batch(
+    engine: Engine, batch: list[tuple[BatchFn, Any]], cache: ConversationCache | None = None
+) -> list[Outcome]:
     """Run many items in one transaction: each fn once with all of its items, in order.
 
     If the batch fails (an unexpected error, a unique race with another process) or its commit
     does, nothing of it is kept and each item runs again in a transaction of its own, so only
-    the offending one reports an error. Events go out once, with the first outcome.
+    the offending one reports an error. Events go out once, with the first outcome. `cache`
+    keeps the conversations a committed batch read and wrote, for the batches after it.
     """
     groups: dict[BatchFn, list[int]] = {}
     for index, (fn, _item) in enumerate(batch):
         groups.setdefault(fn, []).append(index)
     outcomes = [Outcome() for _ in batch]
     with Session(engine, expire_on_commit=False) as session:
-        uow = SqlUnitOfWork(session)
+        uow = SqlUnitOfWork(session, cache)
         try:
             for fn, indexes in groups.items():
                 results = fn(uow, [batch[i][1] for i in indexes])
@@ -79,5 +82,6 @@ def run_batch(engine: Engine, batch: list[tuple[BatchFn, Any]]) -> list[Outcome]
             if len(batch) > 1:
                 log.info("group commit rolled back; running %d items one by one", len(batch))
             return [run_one(engine, functools.partial(_single, fn, item)) for fn, item in batch]
+    uow.committed()
     outcomes[0].events = uow.appended
     return outcomes

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ ItemT = TypeVar("ItemT")
 CommitHook = Callable[[Sequence[Event]], None]
 
 MAX_BATCH = 256
+# Batches in flight at once with a writer process: one committing, one waiting in the pipe.
+PIPELINE_DEPTH = 2
 
 
 @dataclass
@@ -47,7 +49,8 @@ class SqlStore:
     """The repository port over one SQLAlchemy engine.
 
     With `writer_process`, group-committed batches run in a child process of their own
-    (`hub.storage.writer_process`), still one at a time on the writer lane.
+    (`hub.storage.writer_process`), still one at a time on the writer lane, and the next batch
+    is handed over while the child commits the current one (`PIPELINE_DEPTH`).
     """
 
     def __init__(
@@ -58,7 +61,9 @@ class SqlStore:
         self._readers = ThreadPoolExecutor(read_threads, thread_name_prefix="omnihub-db-read")
         self._writer_process = writer_process
         self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._depth = PIPELINE_DEPTH if writer_process is not None else 1
+        self._batches: set[asyncio.Task[None]] = set()  # in flight
+        self._pump_scheduled = False
         self.on_commit: CommitHook | None = None
 
     @classmethod
@@ -72,7 +77,7 @@ class SqlStore:
 
     async def write(self, fn: Callable[[SqlUnitOfWork], T]) -> T:
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self._writer, run_one, self.engine, fn)
+        outcome = await loop.run_in_executor(self._writer, self._run_one, fn)
         return self._settle(outcome)
 
     async def write_batched(
@@ -81,8 +86,10 @@ class SqlStore:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._pending.append(_Pending(fn, item, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop(), name="omnihub-group-commit")
+        if not self._pump_scheduled:
+            # On the next turn of the loop: items queued in this one go out together.
+            self._pump_scheduled = True
+            loop.call_soon(self._pump)
         return await fut
 
     async def read(self, fn: Callable[[SqlUnitOfWork], T]) -> T:
@@ -104,8 +111,9 @@ class SqlStore:
             )
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        while self._batches or self._pending:
+            self._pump()
+            await asyncio.gather(*self._batches, return_exceptions=True)
         if self._writer_process is not None:
             await asyncio.get_running_loop().run_in_executor(
                 self._writer, self._writer_process.close
@@ -130,34 +138,54 @@ class SqlStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return fn(SqlUnitOfWork(session))
 
-    def _run_batch(self, batch: list[_Pending]) -> list[Outcome]:
+    def _run_one(self, fn: Callable[[SqlUnitOfWork], Any]) -> Outcome:
+        if self._writer_process is not None:
+            self._writer_process.drain()  # one writer lane: the child's batches come first
+        return run_one(self.engine, fn)
+
+    def _start_batch(self, batch: list[_Pending]) -> Future[list[Outcome]]:
         items = [(p.fn, p.item) for p in batch]
         if self._writer_process is not None:
-            return self._writer_process.run_batch(items)
-        return run_batch(self.engine, items)
+            return self._writer_process.submit(items)
+        done: Future[list[Outcome]] = Future()
+        done.set_result(run_batch(self.engine, items))
+        return done
 
-    async def _flush_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
+    def _pump(self) -> None:
+        """Start batches from what is queued while fewer than the pipeline's depth are out."""
+        self._pump_scheduled = False
+        while self._pending and len(self._batches) < self._depth:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                outcomes = await loop.run_in_executor(self._writer, self._run_batch, batch)
-            except Exception as exc:
-                # Nothing of this batch is known to be stored; its callers hear so (a web-chat
-                # customer is not acknowledged and resends), and later batches go on.
-                log.error("group commit of %d items failed: %s", len(batch), exc)
-                outcomes = [Outcome(error=exc) for _ in batch]
-            except BaseException as exc:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                raise
-            for outcome in outcomes:
-                self._published(outcome.events)
-            for item, outcome in zip(batch, outcomes, strict=True):
-                if item.future.done():  # the caller went away (e.g. socket closed)
-                    continue
-                if outcome.error is not None:
-                    item.future.set_exception(outcome.error)
-                else:
-                    item.future.set_result(outcome.value)
+            task = asyncio.create_task(self._commit(batch), name="omnihub-group-commit")
+            self._batches.add(task)
+            task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        self._pump()
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # Started on the writer lane, so it keeps its place among the store's own writes.
+            started = await loop.run_in_executor(self._writer, self._start_batch, batch)
+            outcomes = await asyncio.wrap_future(started)
+        except Exception as exc:
+            # Nothing of this batch is known to be stored; its callers hear so (a web-chat
+            # customer is not acknowledged and resends), and later batches go on.
+            log.error("group commit of %d items failed: %s", len(batch), exc)
+            outcomes = [Outcome(error=exc) for _ in batch]
+        except BaseException as exc:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            raise
+        for outcome in outcomes:
+            self._published(outcome.events)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if item.future.done():  # the caller went away (e.g. socket closed)
+                continue
+            if outcome.error is not None:
+                item.future.set_exception(outcome.error)
+            else:
+                item.future.set_result(outcome.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -69,13 +69,45 @@ T_ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
 
 
 @functools.cache
-def _update_conversation(columns: frozenset[str]) -> sa.Update:
-    """UPDATE of just these columns; one statement per column set, built once."""
+def _update_conversations(columns: frozenset[str]) -> sa.Update:
+    """UPDATE of just these columns on a set of conversations; built once per column set."""
     return (
         sa.update(T_CONVERSATION)
-        .where(T_CONVERSATION.c.id == sa.bindparam("_id"))
-        .values({c: sa.bindparam(c) for c in sorted(columns)})
+        .where(T_CONVERSATION.c.id.in_(sa.bindparam("_ids", expanding=True)))
+        .values(
+            {c: sa.bindparam(c) for c in sorted(columns)}
+            | {"row_version": T_CONVERSATION.c.row_version + 1}
+        )
     )
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _driver_insert(
+    stmt: sa.Insert, columns: tuple[str, ...], dialect: sa.Dialect
+) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
+    """`stmt` for these columns as the driver's SQL, with each column's bind processor.
+
+    For the hot inserts on SQLite: `Connection.execute` would assemble and process every
+    row's parameters through SQLAlchemy's generic per-value machinery, which took longer than
+    the insert itself. The same SQL and the same column types' processors, applied here in
+    one pass per row, bind the same values.
+    """
+    compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+    table = stmt.table
+    binders: list[tuple[str, Callable[[Any], Any]]] = []
+    for key in compiled.positiontup or ():
+        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        binders.append((key, process or _unchanged))
+    return compiled.string, binders
+
+
+def _hashable(value: Any) -> Any:
+    """A column value as a dictionary key (the JSON columns hold lists of strings)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 # Built once: constructing statements per call costs more than running them on SQLite.
@@ -85,11 +117,45 @@ SELECT_CONVERSATIONS = sa.select(T_CONVERSATION).where(
     T_CONVERSATION.c.id.in_(sa.bindparam("ids", expanding=True))
 )
 SELECT_CONVERSATIONS_FOR_UPDATE = SELECT_CONVERSATIONS.with_for_update()
+SELECT_CONVERSATION_VERSIONS = sa.select(T_CONVERSATION.c.id, T_CONVERSATION.c.row_version).where(
+    T_CONVERSATION.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+SELECT_CONVERSATION_VERSIONS_FOR_UPDATE = SELECT_CONVERSATION_VERSIONS.with_for_update()
 # Per channel: SQLite does not use the (channel, channel_message_id) index for a row-value IN.
 SELECT_MESSAGES_BY_CHANNEL_ID = sa.select(T_MESSAGE).where(
     T_MESSAGE.c.channel == sa.bindparam("channel"),
     T_MESSAGE.c.channel_message_id.in_(sa.bindparam("ids", expanding=True)),
 )
+
+
+class ConversationCache:
+    """Conversations a process has read or written, each with its row's `row_version`.
+
+    Kept across transactions by the storage writer process, whose batches touch the same
+    busy conversations again and again: checking a cached copy costs one small query for the
+    whole batch (ids and versions) instead of reading and converting every row. Every UPDATE
+    of a conversation bumps its version, so a copy whose version still matches is current,
+    whoever else writes to the database. Bounded; the oldest entries go first.
+    """
+
+    def __init__(self, max_entries: int = 50_000):
+        self.max_entries = max_entries
+        self._entries: dict[int, tuple[int, Conversation]] = {}
+
+    def get(self, conversation_id: int, row_version: int) -> Conversation | None:
+        entry = self._entries.get(conversation_id)
+        return entry[1] if entry is not None and entry[0] == row_version else None
+
+    def update(self, entries: dict[int, tuple[int, Conversation]]) -> None:
+        """Keep these (version, conversation) pairs; call only once their commit is done."""
+        for conversation_id in entries:
+            self._entries.pop(conversation_id, None)  # re-inserted last: recently used
+        self._entries.update(entries)
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class SqlUnitOfWork:
@@ -100,11 +166,19 @@ class SqlUnitOfWork:
     make every flush slower than the last.
     """
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, cache: ConversationCache | None = None):
         self.session = session
         self.appended: list[Event] = []
         # Conversations as last read or written here: saving writes only what changed.
         self._known: dict[int, Conversation] = {}
+        # Their row versions as of this transaction, where known (for the cache).
+        self._versions: dict[int, int] = {}
+        self._cache = cache
+
+    def committed(self) -> None:
+        """The transaction committed: what it read and wrote is now the database's state."""
+        if self._cache is not None:
+            self._cache.update({i: (v, self._known[i]) for i, v in self._versions.items()})
 
     def _insert_many(self, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
         """Insert rows with one executemany; their new ids, in the order of `rows`."""
@@ -120,7 +194,8 @@ class SqlUnitOfWork:
         # fall back to one INSERT per row). But this transaction holds the database's write
         # lock, and SQLite gives each new row the largest rowid + 1, so one executemany's rows
         # get consecutive ids ending at last_insert_rowid().
-        result = conn.execute(stmt, rows)
+        sql, binders = _driver_insert(stmt, tuple(rows[0]), conn.dialect)
+        result = conn.exec_driver_sql(sql, [tuple([b(row[k]) for k, b in binders]) for row in rows])
         if result.rowcount != len(rows):
             raise RuntimeError(f"inserted {result.rowcount} of {len(rows)} rows")
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
@@ -253,10 +328,28 @@ class SqlUnitOfWork:
     ) -> dict[int, Conversation]:
         if not conversation_ids:
             return {}
-        stmt = SELECT_CONVERSATIONS_FOR_UPDATE if for_update else SELECT_CONVERSATIONS
-        # Core statements on the session's connection: the ORM layer adds nothing here.
-        rows = self.session.connection().execute(stmt, {"ids": list(conversation_ids)})
-        found = {r.id: convert.conversation(r) for r in rows}
+        conn = self.session.connection()  # Core statements: the ORM layer adds nothing here
+        found: dict[int, Conversation] = {}
+        to_read = list(conversation_ids)
+        if self._cache is not None:
+            stmt = (
+                SELECT_CONVERSATION_VERSIONS_FOR_UPDATE
+                if for_update
+                else (SELECT_CONVERSATION_VERSIONS)
+            )
+            to_read = []
+            for conversation_id, version in conn.execute(stmt, {"ids": list(conversation_ids)}):
+                cached = self._cache.get(conversation_id, version)
+                if cached is None:
+                    to_read.append(conversation_id)
+                else:
+                    found[conversation_id] = cached
+                    self._versions[conversation_id] = version
+        if to_read:
+            stmt = SELECT_CONVERSATIONS_FOR_UPDATE if for_update else SELECT_CONVERSATIONS
+            for r in conn.execute(stmt, {"ids": to_read}):
+                found[r.id] = convert.conversation(r)
+                self._versions[r.id] = r.row_version
         self._known.update(found)
         return found
 
@@ -295,12 +388,15 @@ class SqlUnitOfWork:
         self.session.flush()
         conv = convert.conversation(row)
         self._known[conv.id] = conv
+        self._versions[conv.id] = row.row_version
         return conv
 
     def save_conversations(self, conversations: Sequence[Conversation]) -> None:
         if not conversations:
             return
-        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+        # Conversations taking the same new values (a batch of inbound messages sets the same
+        # timestamps on each) share one UPDATE ... WHERE id IN (...).
+        by_change: dict[tuple[tuple[str, Any], ...], list[int]] = {}
         for conv in conversations:
             before = self._known.get(conv.id)
             values = convert.conversation_values(conv)
@@ -309,12 +405,17 @@ class SqlUnitOfWork:
                 values = {k: v for k, v in values.items() if v != old[k]}
             self._known[conv.id] = conv
             if values:
-                by_columns.setdefault(frozenset(values), []).append({"_id": conv.id, **values})
+                change = tuple((k, _hashable(v)) for k, v in sorted(values.items()))
+                by_change.setdefault(change, []).append(conv.id)
         conn = self.session.connection()
-        for columns, rows in by_columns.items():
-            result = conn.execute(_update_conversation(columns), rows)
-            if result.rowcount != len(rows):
-                raise LookupError(f"{len(rows) - result.rowcount} conversation(s) vanished")
+        for change, ids in by_change.items():
+            values = {k: list(v) if isinstance(v, tuple) else v for k, v in change}
+            result = conn.execute(_update_conversations(frozenset(values)), {**values, "_ids": ids})
+            if result.rowcount != len(ids):
+                raise LookupError(f"{len(ids) - result.rowcount} conversation(s) vanished")
+            for conversation_id in ids:
+                if conversation_id in self._versions:
+                    self._versions[conversation_id] += 1
 
     def conversations(self, flt: ConversationFilter) -> list[Conversation]:
         stmt = select(ConversationRow)

@@ -5,15 +5,21 @@ full inbound load the SQL side of a batch (binding parameters, reading rows back
 domain values and event payloads) takes more than half of the hub's CPU per message. In a
 child process it runs on the other core while the loop keeps serving sockets.
 
-The store calls `WriterProcess.run_batch` from its single writer thread, so there is still one
-writer lane: the child never competes with the store's own writes for SQLite's lock, and
-batches commit in the order they were formed. The child is started from a fork server (a
-clean process without the hub's threads); it exits when the hub asks it to, or on its own
-when the pipe breaks because the hub died, so it never outlives the hub.
+Batches are pipelined: the store hands one over (`submit`) while the child is still
+committing the previous one, so the child goes straight from one commit to the next instead
+of idling while the hub reads the results and gathers the next batch. The child takes them
+one at a time, in order, so there is still one writer lane: batches commit in the order they
+were formed, and the store drains the pipe (`drain`) before a write of its own, so the child
+never competes with it for SQLite's lock. A thread of the hub reads the results back.
+
+The child is started from a fork server (a clean process without the hub's threads); it exits
+when the hub asks it to, or on its own when the pipe breaks because the hub died, so it never
+outlives the hub.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import logging
@@ -21,12 +27,14 @@ import multiprocessing
 import pickle
 import signal
 import threading
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
 from hub.errors import Unavailable
 from hub.storage.batches import BatchFn, Outcome, run_batch
 from hub.storage.engine import create_engine_for
+from hub.storage.uow import ConversationCache
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +96,7 @@ def _child_main(conn: Connection, url: str, log_level: int) -> None:
         level=log_level, format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s"
     )
     engine = create_engine_for(url, pool_size=1)
+    cache = ConversationCache()  # this process's batches keep touching the same conversations
     try:
         while True:
             try:
@@ -96,10 +105,26 @@ def _child_main(conn: Connection, url: str, log_level: int) -> None:
                 return
             if batch is _STOP:
                 return
-            outcomes = run_batch(engine, batch)
+            outcomes = run_batch(engine, batch, cache)
             _send(conn, [_portable(o) for o in outcomes])
     finally:
         engine.dispose()
+
+
+@dataclasses.dataclass
+class _Child:
+    conn: Connection
+    process: multiprocessing.process.BaseProcess
+    # Batches sent and not yet answered, oldest first: the child answers in order.
+    inflight: collections.deque[Future[list[Outcome]]] = dataclasses.field(
+        default_factory=collections.deque
+    )
+
+
+def _died(cause: BaseException | None = None) -> WriterProcessDied:
+    exc = WriterProcessDied("the storage writer process stopped mid-batch")
+    exc.__cause__ = cause
+    return exc
 
 
 class WriterProcess:
@@ -107,66 +132,96 @@ class WriterProcess:
 
     def __init__(self, url: str):
         self._url = url
-        self._conn: Connection | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._child: _Child | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start the child if it is not running (blocking; idempotent)."""
         with self._lock:
-            if self._process is not None and self._process.is_alive():
-                return
-            ctx = multiprocessing.get_context("forkserver")
-            # Imported once in the fork server, so each child starts in milliseconds.
-            ctx.set_forkserver_preload([__name__])
-            ours, theirs = ctx.Pipe()
-            process = ctx.Process(
-                target=_child_main,
-                args=(theirs, self._url, logging.getLogger().getEffectiveLevel()),
-                name="omnihub-db-writer",
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            self._conn, self._process = ours, process
+            self._running()
 
-    def run_batch(self, batch: list[tuple[BatchFn, Any]]) -> list[Outcome]:
-        """`hub.storage.batches.run_batch` in the child; blocks until its commit is done."""
-        self.start()
-        assert self._conn is not None
-        try:
-            _send(self._conn, batch)
-            outcomes: list[Outcome] = _recv(self._conn)
-        except (EOFError, OSError) as exc:
-            self._discard()
-            raise WriterProcessDied("the storage writer process stopped mid-batch") from exc
-        return outcomes
+    def submit(self, batch: list[tuple[BatchFn, Any]]) -> Future[list[Outcome]]:
+        """Send `batch` to the child (blocking only while it is written to the pipe).
+
+        The future resolves once the batch's commit is done, with
+        `hub.storage.batches.run_batch`'s outcomes, or fails with `WriterProcessDied`.
+        """
+        future: Future[list[Outcome]] = Future()
+        with self._lock:
+            child = self._running()
+            try:
+                _send(child.conn, batch)
+            except OSError as exc:
+                future.set_exception(_died(exc))
+            else:
+                child.inflight.append(future)
+        return future
+
+    def drain(self) -> None:
+        """Wait until every batch sent so far is answered (blocking)."""
+        with self._lock:
+            last = self._child.inflight[-1] if self._child and self._child.inflight else None
+        if last is not None:
+            last.exception()  # only waits: an error is for the batch's submitter to report
 
     def close(self) -> None:
         """Ask the child to finish and wait for it (blocking)."""
+        self.drain()
         with self._lock:
-            conn, process = self._conn, self._process
-            self._conn = self._process = None
-        if conn is None or process is None:
-            return
-        try:
-            _send(conn, _STOP)
-        except OSError:
-            pass
-        process.join(_JOIN_TIMEOUT_S)
-        if process.is_alive():
+            child, self._child = self._child, None
+            if child is None:
+                return
+            try:
+                _send(child.conn, _STOP)
+            except OSError:
+                pass
+        child.process.join(_JOIN_TIMEOUT_S)
+        if child.process.is_alive():
             log.warning("storage writer process did not stop; terminating it")
-            process.terminate()
-            process.join(_JOIN_TIMEOUT_S)
-        conn.close()
+            child.process.terminate()
+            child.process.join(_JOIN_TIMEOUT_S)
 
-    def _discard(self) -> None:
+    def _running(self) -> _Child:
+        """The live child, started if need be; call with the lock held."""
+        if self._child is not None and self._child.process.is_alive():
+            return self._child
+        ctx = multiprocessing.get_context("forkserver")
+        # Imported once in the fork server, so each child starts in milliseconds.
+        ctx.set_forkserver_preload([__name__])
+        ours, theirs = ctx.Pipe()
+        process = ctx.Process(
+            target=_child_main,
+            args=(theirs, self._url, logging.getLogger().getEffectiveLevel()),
+            name="omnihub-db-writer",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        self._child = _Child(ours, process)
+        threading.Thread(
+            target=self._read_results, args=(self._child,), name="omnihub-db-results", daemon=True
+        ).start()
+        return self._child
+
+    def _read_results(self, child: _Child) -> None:
+        """Resolve one child's batches in order; when it is gone, fail what it left."""
+        while True:
+            try:
+                outcomes: list[Outcome] = _recv(child.conn)
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                future = child.inflight.popleft()
+            future.set_result(outcomes)
         with self._lock:
-            conn, process = self._conn, self._process
-            self._conn = self._process = None
-        if conn is not None:
-            conn.close()
-        if process is not None:
-            process.join(1)
-            if process.is_alive():
-                process.kill()
+            if self._child is child:  # it died rather than being asked to stop
+                self._child = None
+            lost = list(child.inflight)
+            child.inflight.clear()
+        for future in lost:
+            future.set_exception(_died())
+        child.process.join(1)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join(1)
+        child.conn.close()
