@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub import heap
 from hub.cli_routing import add_routing_commands
 from hub.config import Settings, load_settings
 from hub.errors import ConfigError, HubError
@@ -50,7 +51,11 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
             )
         print("\n".join(lines), flush=True)
 
+    async def settle_heap(_app: web.Application) -> None:
+        heap.settle()
+
     app.on_startup.append(banner)
+    app.on_startup.append(settle_heap)  # last: after every start-up context is in place
     web.run_app(
         app,
         host=settings.host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hub.model import (
@@ -95,20 +96,36 @@ def conversation(row: Row) -> Conversation:
     )
 
 
-def conversation_values(src: Conversation) -> dict[str, Any]:
-    """The mutable columns of a conversation row."""
+def _same(value: Any) -> Any:
+    return value
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value
+
+
+# The mutable columns of a conversation row: each field's column value.
+_CONVERSATION_COLUMNS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("status", _enum_value),
+    ("priority", _enum_value),
+    ("required_skills", list),
+    ("language", _same),
+    ("assignee_id", _same),
+    ("team", _same),
+    ("updated_at", _same),
+    ("last_message_at", _same),
+    ("first_response_at", _same),
+    ("resolved_at", _same),
+    ("csat", _same),
+)
+
+
+def conversation_values(src: Conversation, before: Conversation | None = None) -> dict[str, Any]:
+    """The mutable columns of a conversation row; with `before`, only those that differ."""
     return {
-        "status": src.status.value,
-        "priority": src.priority.value,
-        "required_skills": list(src.required_skills),
-        "language": src.language,
-        "assignee_id": src.assignee_id,
-        "team": src.team,
-        "updated_at": src.updated_at,
-        "last_message_at": src.last_message_at,
-        "first_response_at": src.first_response_at,
-        "resolved_at": src.resolved_at,
-        "csat": src.csat,
+        name: to_column(getattr(src, name))
+        for name, to_column in _CONVERSATION_COLUMNS
+        if before is None or getattr(src, name) != getattr(before, name)
     }
 
 

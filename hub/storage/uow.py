@@ -398,11 +398,7 @@ class SqlUnitOfWork:
         # timestamps on each) share one UPDATE ... WHERE id IN (...).
         by_change: dict[tuple[tuple[str, Any], ...], list[int]] = {}
         for conv in conversations:
-            before = self._known.get(conv.id)
-            values = convert.conversation_values(conv)
-            if before is not None:
-                old = convert.conversation_values(before)
-                values = {k: v for k, v in values.items() if v != old[k]}
+            values = convert.conversation_values(conv, self._known.get(conv.id))
             self._known[conv.id] = conv
             if values:
                 change = tuple((k, _hashable(v)) for k, v in sorted(values.items()))

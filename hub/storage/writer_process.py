@@ -31,6 +31,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
+from hub import heap
 from hub.errors import Unavailable
 from hub.storage.batches import BatchFn, Outcome, run_batch
 from hub.storage.engine import create_engine_for
@@ -96,6 +97,7 @@ def _child_main(conn: Connection, url: str, log_level: int) -> None:
         level=log_level, format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s"
     )
     engine = create_engine_for(url, pool_size=1)
+    heap.settle()
     cache = ConversationCache()  # this process's batches keep touching the same conversations
     try:
         while True:
