@@ -163,7 +163,7 @@ class RoutingService:
             raise ConfigError("; ".join(exc.problems)) from None
         self._initial_source = initial_policy
         self.router = Router(self._initial, clock)
-        self._inbox: asyncio.Queue[BusEnvelope] = asyncio.Queue()
+        self._inbox: asyncio.Queue[int] = asyncio.Queue()  # conversations to reconcile
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
@@ -189,7 +189,7 @@ class RoutingService:
         profiles = await self.store.read(lambda uow: uow.agent_routings())
         for routing in profiles:
             self.router.upsert_agent(AgentSpec.from_routing(routing).profile(), routing.presence)
-        self._unsubscribe = self.bus.subscribe(self._inbox.put_nowait)
+        self._unsubscribe = self.bus.subscribe(self._on_bus)
         waiting = await self.store.read(
             lambda uow: uow.conversations(
                 ConversationFilter(
@@ -212,12 +212,15 @@ class RoutingService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def _on_bus(self, envelope: BusEnvelope) -> None:
+        # Only what routing acts on is queued: every stored message also passes by here.
+        conv_id = envelope["conversation_id"]
+        if envelope["kind"] in _WATCHED and conv_id is not None:
+            self._inbox.put_nowait(conv_id)
+
     async def _follow(self) -> None:
         while True:
-            envelope = await self._inbox.get()
-            conv_id = envelope["conversation_id"]
-            if envelope["kind"] not in _WATCHED or conv_id is None:
-                continue
+            conv_id = await self._inbox.get()
             try:
                 async with self._lock:
                     await self._reconcile(conv_id)
