@@ -53,7 +53,7 @@ class LocalBus:
         for handler in list(self._handlers):
             try:
                 result = handler(envelope)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):  # most handlers are sync
                     await result
             except Exception:
                 log.exception("event handler %r failed on %s", handler, envelope["kind"])
