@@ -128,20 +128,7 @@ class AgentOut(_Out):
 
 
 def message_out(m: Message) -> MessageOut:
-    return MessageOut(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        direction=m.direction.value,
-        author=m.author_kind.value,
-        author_id=m.author_id,
-        author_name=m.author_name,
-        text=m.text,
-        attachments=[attachment_out(a) for a in m.attachments],
-        channel=m.channel,
-        delivery_state=m.delivery_state.value,
-        created_at=m.created_at,
-        choices=[ChoiceOut(title=c.title, payload=c.payload) for c in m.choices],
-    )
+    return MessageOut.model_validate(message_json(m))
 
 
 def attachment_url(a: Attachment) -> str:
@@ -208,8 +195,33 @@ def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
 
+def json_time(value: datetime) -> str:
+    """A datetime as pydantic writes it in JSON (ISO 8601, "Z" for UTC)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def message_json(m: Message) -> dict[str, Any]:
-    return dump(message_out(m))
+    """`MessageOut` as JSON, built directly rather than validated and dumped by pydantic.
+
+    Every stored message carries one in its event, and pydantic's round trip was a fifth of
+    the storage writer's CPU per inbound message. `MessageOut` stays the schema (the API
+    document, `message_out`); a test checks the two agree.
+    """
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "direction": m.direction.value,
+        "author": m.author_kind.value,
+        "author_id": m.author_id,
+        "author_name": m.author_name,
+        "text": m.text,
+        "attachments": [dump(attachment_out(a)) for a in m.attachments],
+        "channel": m.channel,
+        "delivery_state": m.delivery_state.value,
+        "created_at": json_time(m.created_at),
+        "choices": [{"title": c.title, "payload": c.payload} for c in m.choices],
+    }
 
 
 def contact_json(c: Contact) -> dict[str, Any]:
