@@ -81,14 +81,10 @@ def _update_conversations(columns: frozenset[str]) -> sa.Update:
     )
 
 
-def _unchanged(value: Any) -> Any:
-    return value
-
-
 @functools.cache
 def _driver_insert(
     stmt: sa.Insert, columns: tuple[str, ...], dialect: sa.Dialect
-) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
+) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
     """`stmt` for these columns as the driver's SQL, with each column's bind processor.
 
     For the hot inserts on SQLite: `Connection.execute` would assemble and process every
@@ -98,10 +94,10 @@ def _driver_insert(
     """
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
     table = stmt.table
-    binders: list[tuple[str, Callable[[Any], Any]]] = []
-    for key in compiled.positiontup or ():
-        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-        binders.append((key, process or _unchanged))
+    binders: list[tuple[str, Callable[[Any], Any] | None]] = [
+        (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+        for key in compiled.positiontup or ()
+    ]
     return compiled.string, binders
 
 
@@ -195,7 +191,8 @@ class SqlUnitOfWork:
         # lock, and SQLite gives each new row the largest rowid + 1, so one executemany's rows
         # get consecutive ids ending at last_insert_rowid().
         sql, binders = _driver_insert(stmt, tuple(rows[0]), conn.dialect)
-        result = conn.exec_driver_sql(sql, [tuple([b(row[k]) for k, b in binders]) for row in rows])
+        params = [tuple([b(row[k]) if b else row[k] for k, b in binders]) for row in rows]
+        result = conn.exec_driver_sql(sql, params)
         if result.rowcount != len(rows):
             raise RuntimeError(f"inserted {result.rowcount} of {len(rows)} rows")
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
@@ -332,13 +329,13 @@ class SqlUnitOfWork:
         found: dict[int, Conversation] = {}
         to_read = list(conversation_ids)
         if self._cache is not None:
-            stmt = (
+            versions = (
                 SELECT_CONVERSATION_VERSIONS_FOR_UPDATE
                 if for_update
-                else (SELECT_CONVERSATION_VERSIONS)
+                else SELECT_CONVERSATION_VERSIONS
             )
             to_read = []
-            for conversation_id, version in conn.execute(stmt, {"ids": list(conversation_ids)}):
+            for conversation_id, version in conn.execute(versions, {"ids": list(conversation_ids)}):
                 cached = self._cache.get(conversation_id, version)
                 if cached is None:
                     to_read.append(conversation_id)

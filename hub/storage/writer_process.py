@@ -216,14 +216,16 @@ class WriterProcess:
                 future = child.inflight.popleft()
             future.set_result(outcomes)
         with self._lock:
-            if self._child is child:  # it died rather than being asked to stop
+            died = self._child is child  # else `close` asked it to stop and joins it
+            if died:
                 self._child = None
             lost = list(child.inflight)
             child.inflight.clear()
         for future in lost:
             future.set_exception(_died())
-        child.process.join(1)
-        if child.process.is_alive():
-            child.process.kill()
+        if died:
             child.process.join(1)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join(1)
         child.conn.close()
