@@ -200,11 +200,11 @@ def do_receive_many(uow: UnitOfWork, batch: list[Inbound]) -> list[Message | Exc
             )
         )
     stored = uow.add_messages(new)
-    touched: dict[int, Conversation] = {}
-    for m in stored:
-        touched[m.conversation_id] = convs[m.conversation_id] = model.after_customer_message(
-            convs[m.conversation_id], now
-        )
+    # Once per conversation: a second message at the same instant changes nothing more.
+    touched = {
+        conversation_id: model.after_customer_message(convs[conversation_id], now)
+        for conversation_id in dict.fromkeys(m.conversation_id for m in stored)
+    }
     uow.append_events([_message_event(m) for m in stored])
     uow.append_events([_not_for_the_bot(stored[i], why) for i, why in automated.items()])
     _save_changes(uow, before, list(touched.values()), AuthorKind.CUSTOMER, None)

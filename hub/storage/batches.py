@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 BatchFn = Callable[[SqlUnitOfWork, list[Any]], list[Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What one unit of work (or one item of a batch) came to."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ from hub.model import (
     Priority,
     Role,
 )
+from hub.ports import NewMessage
 
 # Converters take ORM rows and Core result rows alike (attribute access by column name).
 Row = Any
@@ -120,12 +122,22 @@ _CONVERSATION_COLUMNS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 )
 
 
+_CONVERSATION_STATE = operator.attrgetter(*(name for name, _ in _CONVERSATION_COLUMNS))
+
+
 def conversation_values(src: Conversation, before: Conversation | None = None) -> dict[str, Any]:
     """The mutable columns of a conversation row; with `before`, only those that differ."""
+    now = _CONVERSATION_STATE(src)
+    if before is None:
+        return {
+            name: to_column(v)
+            for (name, to_column), v in zip(_CONVERSATION_COLUMNS, now, strict=True)
+        }
+    then = _CONVERSATION_STATE(before)
     return {
-        name: to_column(getattr(src, name))
-        for name, to_column in _CONVERSATION_COLUMNS
-        if before is None or getattr(src, name) != getattr(before, name)
+        name: to_column(v)
+        for (name, to_column), v, old in zip(_CONVERSATION_COLUMNS, now, then, strict=True)
+        if v != old
     }
 
 
@@ -147,6 +159,25 @@ def message(row: Row) -> Message:
     )
 
 
+def new_message(message_id: int, new: NewMessage) -> Message:
+    """A message just stored from `new`, as reading its row back would give it."""
+    return Message(
+        id=message_id,
+        conversation_id=new.conversation_id,
+        direction=Direction(new.direction),
+        author_kind=new.author_kind,
+        author_id=new.author_id,
+        author_name=new.author_name,
+        text=new.text,
+        attachments=new.attachments,
+        channel=new.channel,
+        channel_message_id=new.channel_message_id,
+        delivery_state=new.delivery_state,
+        created_at=new.created_at,
+        choices=new.choices,
+    )
+
+
 def event(row: Row) -> Event:
     return Event(
         id=_id(row.id),
@@ -165,7 +196,6 @@ def agent(row: Row) -> Agent:
     )
 
 
-
 def agent_routing(row: Row) -> AgentRouting:
     return AgentRouting(
         agent_id=row.agent_id,
@@ -177,6 +207,7 @@ def agent_routing(row: Row) -> AgentRouting:
         wrap_up_s=row.wrap_up_s,
         presence=Presence(row.presence),
     )
+
 
 # --- knowledge base ---------------------------------------------------------------------------
 

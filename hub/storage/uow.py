@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import operator
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -101,6 +101,28 @@ def _driver_insert(
     return compiled.string, binders
 
 
+def _bound(rows: list[dict[str, Any]], key: str, binder: Callable[[Any], Any] | None) -> list[Any]:
+    """One column of `rows`, bound for the driver.
+
+    A value every row shares (a batch's timestamp, no attachments) is bound once.
+    """
+    values = list(map(operator.itemgetter(key), rows))
+    if binder is None:
+        return values
+    first = values[0]
+    if all(v is first for v in values):
+        return [binder(first)] * len(values)
+    return list(map(binder, values))
+
+
+_NO_ITEMS: tuple[()] = ()  # one object, so a column of empty lists is bound once (`_bound`)
+
+
+def _json_items(items: tuple[Any, ...]) -> list[dict[str, Any]] | tuple[()]:
+    """Attachments or choices as a JSON column's value."""
+    return [dataclasses.asdict(i) for i in items] if items else _NO_ITEMS
+
+
 def _hashable(value: Any) -> Any:
     """A column value as a dictionary key (the JSON columns hold lists of strings)."""
     return tuple(value) if isinstance(value, list) else value
@@ -191,8 +213,8 @@ class SqlUnitOfWork:
         # lock, and SQLite gives each new row the largest rowid + 1, so one executemany's rows
         # get consecutive ids ending at last_insert_rowid().
         sql, binders = _driver_insert(stmt, tuple(rows[0]), conn.dialect)
-        params = [tuple([b(row[k]) if b else row[k] for k, b in binders]) for row in rows]
-        result = conn.exec_driver_sql(sql, params)
+        columns = [_bound(rows, key, binder) for key, binder in binders]
+        result = conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
         if result.rowcount != len(rows):
             raise RuntimeError(f"inserted {result.rowcount} of {len(rows)} rows")
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
@@ -398,7 +420,8 @@ class SqlUnitOfWork:
             values = convert.conversation_values(conv, self._known.get(conv.id))
             self._known[conv.id] = conv
             if values:
-                change = tuple((k, _hashable(v)) for k, v in sorted(values.items()))
+                # In column order always (`conversation_values`), so equal changes are equal keys.
+                change = tuple([(k, _hashable(v)) for k, v in values.items()])
                 by_change.setdefault(change, []).append(conv.id)
         conn = self.session.connection()
         for change, ids in by_change.items():
@@ -465,19 +488,17 @@ class SqlUnitOfWork:
                 "author_id": m.author_id,
                 "author_name": m.author_name,
                 "text": m.text,
-                "attachments": [dataclasses.asdict(a) for a in m.attachments],
+                "attachments": _json_items(m.attachments),
                 "channel": m.channel,
                 "channel_message_id": m.channel_message_id,
                 "delivery_state": m.delivery_state.value,
                 "created_at": m.created_at,
-                "choices": [dataclasses.asdict(c) for c in m.choices],
+                "choices": _json_items(m.choices),
             }
             for m in messages
         ]
         ids = self._insert_many(INSERT_MESSAGES, rows)
-        return [
-            convert.message(SimpleNamespace(id=i, **row)) for i, row in zip(ids, rows, strict=True)
-        ]
+        return [convert.new_message(i, m) for i, m in zip(ids, messages, strict=True)]
 
     def messages(self, conversation_id: int, limit: int = 500) -> list[Message]:
         rows = self.session.execute(
