@@ -89,8 +89,8 @@ def _driver_insert(
 
     For the hot inserts on SQLite: `Connection.execute` would assemble and process every
     row's parameters through SQLAlchemy's generic per-value machinery, which took longer than
-    the insert itself. The same SQL and the same column types' processors, applied here in
-    one pass per row, bind the same values.
+    the insert itself. The same SQL and the same column types' processors, applied column by
+    column (`_bound`), bind the same values.
     """
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
     table = stmt.table

@@ -59,6 +59,14 @@ def test_customer_message_reopens_finished_conversations() -> None:
     assert queued.status is S.QUEUED
 
 
+@pytest.mark.parametrize("status", list(S))
+def test_a_second_customer_message_at_the_same_instant_changes_nothing(status: S) -> None:
+    # A group-committed batch applies after_customer_message once per conversation, however
+    # many of the batch's messages (all stamped with one instant) belong to it.
+    once = model.after_customer_message(conv(status, 4), NOW)
+    assert model.after_customer_message(once, NOW) == once
+
+
 def test_first_response_is_kept() -> None:
     first = model.after_business_reply(conv(S.ASSIGNED, 1), NOW)
     later = NOW.replace(hour=11)
