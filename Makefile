@@ -39,8 +39,9 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-EVAL := ../shared/eval
+EVAL ?= ../shared/eval
 bench: install
+	@test -d $(EVAL) || { echo "bench: evaluation data not found at $(EVAL); run with EVAL=/path/to/shared/eval" >&2; exit 2; }
 	$(PY) bench/webchat.py
 	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
 	$(PY) bench/kb_accuracy.py --articles $(EVAL)/banking77/articles-10.jsonl --queries $(EVAL)/banking77/queries-dev.jsonl
