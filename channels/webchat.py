@@ -11,20 +11,22 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import HubError, InvalidToken
+from hub.errors import HubError, InvalidToken, NotFound
 from hub.http import (
     Handler,
     SocketFeed,
     TokenBucket,
+    attachment_response,
     endpoint,
     json_response,
+    path_id,
     read_json,
     read_query,
 )
@@ -64,6 +66,16 @@ class TokenQuery(BaseModel):
     token: str = Field(min_length=1, max_length=128)
 
 
+class FileOut(BaseModel):
+    """A file sent with a message. `url` is relative to the hub and needs the session's
+    token added as `?token=…` (it is not put in the url, which the history hands around)."""
+
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
 class HistoryMessage(BaseModel):
     message_id: int
     author: Literal["customer", "bot", "agent", "system"]
@@ -71,6 +83,7 @@ class HistoryMessage(BaseModel):
     text: str
     created_at: str
     client_id: str | None
+    attachments: list[FileOut]
 
 
 class HistoryResponse(BaseModel):
@@ -84,6 +97,18 @@ class MessageFrame(BaseModel):
     type: Literal["message"]
     client_id: str = Field(min_length=1, max_length=64)
     text: str
+
+
+def _files(message_id: int, files: Iterable[tuple[str, str, int]]) -> list[FileOut]:
+    return [
+        FileOut(
+            filename=name,
+            content_type=content_type,
+            size=size,
+            url=f"/api/webchat/attachments/{message_id}/{index}",
+        )
+        for index, (name, content_type, size) in enumerate(files)
+    ]
 
 
 def _client_id(session: WebchatSession, channel_message_id: str | None) -> str | None:
@@ -126,7 +151,7 @@ class WebchatChannel:
     # --- HTTP ---------------------------------------------------------------------------------
 
     def handlers(self) -> Sequence[Handler]:
-        return [self.create_session, self.history, self.websocket]
+        return [self.create_session, self.history, self.websocket, self.attachment]
 
     async def _session(self, token: str) -> WebchatSession:
         hashed = token_hash(token)
@@ -193,6 +218,9 @@ class WebchatChannel:
                     text=m.text,
                     created_at=m.created_at.isoformat(),
                     client_id=_client_id(session, m.channel_message_id),
+                    attachments=_files(
+                        m.id, ((a.filename, a.content_type, a.size) for a in m.attachments)
+                    ),
                 )
                 for m in uow.messages(conv.id, limit=HISTORY_LIMIT)
             ]
@@ -201,6 +229,31 @@ class WebchatChannel:
             )
 
         return json_response(await self.ctx.store.read(run))
+
+    @endpoint(
+        "GET",
+        "/api/webchat/attachments/{message_id}/{index}",
+        "Download a file sent in the session's conversation (the `url` of a message's file)",
+        tags=("webchat",),
+        query=TokenQuery,
+        errors=(400, 401, 404, 422),
+    )
+    async def attachment(self, request: web.Request) -> web.StreamResponse:
+        session = await self._session(read_query(request, TokenQuery).token)
+        message_id = path_id(request, "a message id", "message_id")
+        index = path_id(request, "a file index", "index")
+        message = await self.ctx.store.read(lambda uow: uow.message(message_id))
+        # Another conversation's message is answered exactly like a missing one.
+        if (
+            message is None
+            or message.conversation_id != session.conversation_id
+            or index >= len(message.attachments)
+        ):
+            raise NotFound("no such file in this conversation", code="unknown_attachment")
+        a = message.attachments[index]
+        return attachment_response(
+            self.ctx.attachments.path(a.storage_key), a.filename, a.content_type
+        )
 
     @endpoint(
         "GET",
@@ -311,6 +364,13 @@ class WebchatChannel:
                 "author_name": m.get("author_name"),
                 "text": m["text"],
                 "created_at": m["created_at"],
+                "attachments": [
+                    f.model_dump()
+                    for f in _files(
+                        m["id"],
+                        ((a["filename"], a["content_type"], a["size"]) for a in m["attachments"]),
+                    )
+                ],
             }
             if m.get("choices"):  # quick replies (bot questions): buttons in the widget
                 frame["choices"] = m["choices"]

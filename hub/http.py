@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the API and the channel adapters that serve HTTP.
 
 One way to: declare an endpoint (and so its OpenAPI entry), read a JSON body or a query
-string into a pydantic model, answer with a JSON error, and push frames to a websocket
-without letting a slow client stall the event bus.
+string into a pydantic model, answer with a JSON error, serve a stored attachment, and push
+frames to a websocket without letting a slow client stall the event bus.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
@@ -172,6 +174,46 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; it has been logged")
+
+
+# --- attachments -------------------------------------------------------------------------------
+
+# Served inline only where a browser shows them passively; anything else is a download.
+INLINE_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "audio/ogg",
+        "audio/mpeg",
+        "audio/wav",
+        "application/pdf",
+        "text/plain",
+    }
+)
+
+
+def attachment_response(path: Path, filename: str, content_type: str) -> web.FileResponse:
+    """Stream a stored attachment so that a hostile file cannot run in the hub's origin:
+    `nosniff`, a sandboxing CSP, and a download for every type not in `INLINE_TYPES`.
+    `filename` and `content_type` must already be cleaned (`hub.storage.files`)."""
+    inline = content_type in INLINE_TYPES
+    disposition = "inline" if inline else "attachment"
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "'")
+    disposition += f"; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename)}"
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": content_type if inline else "application/octet-stream",
+            "Content-Disposition": disposition,
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Referrer-Policy": "no-referrer",
+            # Content-addressed: the bytes under a key never change.
+            "Cache-Control": "private, max-age=31536000, immutable",
+        },
+    )
 
 
 # --- websockets ---------------------------------------------------------------------------------

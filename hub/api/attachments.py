@@ -1,13 +1,10 @@
 """Attachment files for agents: upload one to reply with, download what customers sent.
 
-Downloads are served so that a hostile file cannot run in the hub's origin: only media types
-a browser shows passively are served inline, everything else is a download, always with
-`nosniff` and a sandboxing CSP.
+Downloads go through `hub.http.attachment_response`, which keeps a hostile file from running
+in the hub's origin.
 """
 
 from __future__ import annotations
-
-import urllib.parse
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,25 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import current_session
 from hub.api.keys import ATTACHMENTS
 from hub.errors import InvalidRequest, TooLarge
-from hub.http import Handler, endpoint, json_response
+from hub.http import Handler, attachment_response, endpoint, json_response
 from hub.model import Attachment
 from hub.ports import AttachmentStore
 from hub.storage.files import clean_content_type, clean_filename
 from hub.wire import AttachmentOut, attachment_out
 
-INLINE_TYPES = frozenset(
-    {
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "audio/ogg",
-        "audio/mpeg",
-        "audio/wav",
-        "application/pdf",
-        "text/plain",
-    }
-)
 MAX_REPLY_ATTACHMENTS = 10
 _CHUNK = 64 * 1024
 
@@ -122,22 +106,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     await current_session(request)
     path = request.app[ATTACHMENTS].path(request.match_info["key"])
     name = clean_filename(request.query.get("name", "attachment"))
-    content_type = clean_content_type(request.query.get("type", ""))
-    inline = content_type in INLINE_TYPES
-    disposition = "inline" if inline else "attachment"
-    fallback = name.encode("ascii", "replace").decode().replace('"', "'")
-    disposition += f"; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name)}"
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": content_type if inline else "application/octet-stream",
-            "Content-Disposition": disposition,
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-            # Content-addressed: the bytes under a key never change.
-            "Cache-Control": "private, max-age=31536000, immutable",
-        },
-    )
+    return attachment_response(path, name, clean_content_type(request.query.get("type", "")))
 
 
 HANDLERS: list[Handler] = [upload, download]

@@ -515,6 +515,10 @@ class SqlUnitOfWork:
         ).all()
         return [convert.message(r) for r in reversed(rows)]
 
+    def message(self, message_id: int) -> Message | None:
+        row = self.session.get(MessageRow, message_id)
+        return None if row is None else convert.message(row)
+
     def set_delivery_state(
         self, message_id: int, state: DeliveryState, channel_message_id: str | None = None
     ) -> Message | None:

@@ -16,7 +16,7 @@ from hub.api.keys import ATTACHMENTS, CONVERSATIONS
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.model import Identity, InboundMessage
-from tests.support import Agent, Customer
+from tests.support import Agent, Customer, next_frame
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -91,6 +91,58 @@ async def test_agent_replies_with_an_uploaded_file(
         assert (
             "filename*=UTF-8''%E5%8F%91%E7%A5%A8%202026.pdf" in resp.headers["Content-Disposition"]
         )
+
+
+async def test_the_customer_gets_the_agents_file_live_and_on_resume(
+    agent: Agent, customer: Customer, http: aiohttp.ClientSession, base_url: str
+) -> None:
+    ws = await customer.connect()
+    await customer.say("can I see the form?", "c1")
+    status, body = await _upload(agent, PNG, "表格.png", "image/png")
+    assert status == 201, body
+    status, body = await agent.post(
+        f"/api/conversations/{customer.conversation_id}/messages",
+        {"text": "Here it is", "attachments": [body["attachment"]]},
+    )
+    assert status == 201, body
+    message_id = body["message"]["id"]
+
+    frame = await next_frame(ws, lambda f: f["type"] == "message")
+    assert frame["text"] == "Here it is"
+    [live] = frame["attachments"]
+    assert live == {
+        "filename": "表格.png",
+        "content_type": "image/png",
+        "size": len(PNG),
+        "url": f"/api/webchat/attachments/{message_id}/0",
+    }
+    [stored] = (await customer.history())["messages"][-1]["attachments"]
+    assert stored == live
+    # Neither the agent API's storage key nor its url is handed to the customer.
+    assert "storage_key" not in live
+
+    async with http.get(base_url + live["url"], params={"token": customer.token}) as resp:
+        assert resp.status == 200
+        assert await resp.read() == PNG
+        assert resp.headers["Content-Type"] == "image/png"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+
+    # Another visitor's token, a wrong token, no token, a file that is not there, garbage.
+    other = await Customer(http, base_url).start()
+    refusals = [
+        (live["url"], {"token": other.token}, 404, "unknown_attachment"),
+        (live["url"], {"token": "x" * 43}, 401, "invalid_token"),
+        (live["url"], {}, 422, "validation_failed"),
+        (f"/api/webchat/attachments/{message_id}/1", {"token": customer.token}, 404, None),
+        (f"/api/webchat/attachments/{message_id + 999}/0", {"token": customer.token}, 404, None),
+        ("/api/webchat/attachments/x/0", {"token": customer.token}, 400, "invalid_request"),
+    ]
+    for url, params, status, code in refusals:
+        async with http.get(base_url + url, params=params) as resp:
+            assert resp.status == status, (url, params, await resp.text())
+            assert (await resp.json())["error"]["code"] == (code or "unknown_attachment")
+    await ws.close()
 
 
 async def test_bad_uploads_and_downloads_are_refused(

@@ -221,3 +221,43 @@ def test_widget_is_keyboard_operable(live_hub, open_page) -> None:
     expect(page.get_by_test_id("omnihub-panel")).to_be_hidden()
     expect(launcher).to_be_focused()
     expect(launcher).to_have_attribute("aria-expanded", "false")
+
+
+def test_a_file_the_agent_sends_reaches_the_widget(live_hub, open_page) -> None:
+    customer = open_page()
+    customer.goto(live_hub.url + "/demo")
+    open_widget(customer)
+    customer.get_by_test_id("omnihub-input").fill("Please send me the returns form")
+    customer.get_by_test_id("omnihub-input").press("Enter")
+    conversation_id = customer.get_by_test_id("omnihub-panel").get_attribute("data-conversation-id")
+
+    agent = open_page()
+    sign_in(agent, live_hub)
+    agent.locator(
+        f'[data-testid="conversation-row"][data-conversation-id="{conversation_id}"]'
+    ).click()
+    form = "Returns form: fill in and post back.\n"
+    agent.get_by_test_id("reply-file").set_input_files(
+        {"name": "returns form.txt", "mimeType": "text/plain", "buffer": form.encode()}
+    )
+    expect(agent.get_by_test_id("reply-files")).to_contain_text("returns form.txt")
+    agent.get_by_test_id("reply-input").fill("Here you are")
+    agent.get_by_test_id("reply-input").press("Enter")
+    expect(agent.get_by_test_id("msg-attachment")).to_contain_text("returns form.txt")
+
+    def check_link() -> None:
+        reply = widget_messages(customer, "agent").filter(has_text="Here you are")
+        link = reply.get_by_test_id("omnihub-file")
+        expect(link).to_have_text("returns form.txt")
+        expect(reply.locator(".omnihub-files")).to_contain_text(f"({len(form)} B)")
+        href = link.get_attribute("href")
+        assert href and "token=" in href
+        # The page itself fetches the link: the bytes the agent attached, for this visitor.
+        got = customer.evaluate("async (u) => await (await fetch(u)).text()", href)
+        assert got == form
+
+    check_link()
+    customer.screenshot(path="/tmp/omnihub-widget-file.png")
+    customer.reload()  # the file is in the history too
+    open_widget(customer)
+    check_link()

@@ -52,6 +52,7 @@
       connecting: "Connecting…",
       offline: "Connection lost. Reconnecting…",
       log: "Chat messages",
+      files: "Files",
       err_text_too_long: "Your message is too long. Please shorten it and send it again.",
       err_empty_text: "Please type a message first.",
       err_rate_limited: "You are sending messages too quickly. We will retry in a moment.",
@@ -80,6 +81,7 @@
       connecting: "正在连接…",
       offline: "连接已断开，正在重新连接…",
       log: "聊天记录",
+      files: "文件",
       err_text_too_long: "消息太长，请缩短后重新发送。",
       err_empty_text: "请先输入消息内容。",
       err_rate_limited: "发送太频繁，稍后将自动重试。",
@@ -222,6 +224,11 @@
 .omnihub-meta { display: flex; gap: 8px; font-size: 12px; color: #4a4f57; margin-bottom: 2px; }
 .omnihub-author { font-weight: 600; color: #2b2f36; }
 .omnihub-text { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.omnihub-files { list-style: none; margin: 6px 0 0; padding: 0; display: flex;
+  flex-direction: column; gap: 4px; }
+.omnihub-file-icon { vertical-align: -2px; margin-right: 4px; color: #4a4f57; }
+.omnihub-file { color: #0b3d91; text-decoration: underline; overflow-wrap: anywhere; }
+.omnihub-file-size { color: #4a4f57; font-size: 13px; }
 .omnihub-choices { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; }
 .omnihub-choice { font: inherit; font-size: 13px; padding: 4px 10px; border-radius: 14px;
   border: 1px solid #3056d3; background: #ffffff; color: #3056d3; cursor: pointer; }
@@ -410,7 +417,84 @@
     return date.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
   }
 
-  function renderMessage({ author, text, createdAt, authorName, messageId, clientId, state: st }) {
+  function formatSize(bytes) {
+    const units = ["B", "KB", "MB", "GB"];
+    let value = Number(bytes) || 0;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    const digits = unit === 0 || value >= 10 ? 0 : 1;
+    return value.toLocaleString(lang, { maximumFractionDigits: digits }) + " " + units[unit];
+  }
+
+  // A paperclip drawn inline: emoji fonts are missing on many systems.
+  function fileIcon() {
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    for (const [k, v] of Object.entries({
+      class: "omnihub-file-icon",
+      viewBox: "0 0 24 24",
+      width: "14",
+      height: "14",
+      "aria-hidden": "true",
+      focusable: "false",
+    }))
+      svg.setAttribute(k, v);
+    const path = document.createElementNS(NS, "path");
+    path.setAttribute(
+      "d",
+      "M21 11.5l-8.6 8.6a5.5 5.5 0 0 1-7.8-7.8l9.2-9.2a3.7 3.7 0 0 1 5.2 5.2l-9.2 9.2a1.8 1.8 0 0 1-2.6-2.6l8.5-8.5",
+    );
+    for (const [k, v] of Object.entries({
+      fill: "none",
+      stroke: "currentColor",
+      "stroke-width": "2",
+      "stroke-linecap": "round",
+    }))
+      path.setAttribute(k, v);
+    svg.append(path);
+    return svg;
+  }
+
+  // Files sent to the customer (docs/webchat-protocol.md): links that carry the session token,
+  // which the hub checks before serving a file of this conversation.
+  function renderFiles(files) {
+    const list = el("ul", { class: "omnihub-files", "aria-label": T.files });
+    for (const file of files) {
+      if (!file || typeof file.url !== "string" || typeof file.filename !== "string") continue;
+      const href = hubBase + file.url + "?token=" + encodeURIComponent(state.token || "");
+      list.append(
+        el(
+          "li",
+          null,
+          fileIcon(),
+          el("a", {
+            class: "omnihub-file",
+            href,
+            target: "_blank",
+            rel: "noopener noreferrer",
+            "data-testid": "omnihub-file",
+            text: file.filename,
+          }),
+          el("span", { class: "omnihub-file-size", text: " (" + formatSize(file.size) + ")" }),
+        ),
+      );
+    }
+    return list.childElementCount ? list : null;
+  }
+
+  function renderMessage({
+    author,
+    text,
+    createdAt,
+    authorName,
+    messageId,
+    clientId,
+    state: st,
+    files,
+  }) {
     const label = authorLabel(author, authorName);
     const stateEl = el("span", { class: "omnihub-state", "aria-hidden": "true" });
     const node = el(
@@ -429,7 +513,8 @@
         el("time", { datetime: createdAt || "", text: formatTime(createdAt) }),
         author === "customer" ? stateEl : null,
       ),
-      el("p", { class: "omnihub-text", text }),
+      text || !files || !files.length ? el("p", { class: "omnihub-text", text }) : null,
+      Array.isArray(files) && files.length ? renderFiles(files) : null,
     );
     if (messageId != null) node.dataset.messageId = String(messageId);
     if (clientId) state.byClientId.set(clientId, node);
@@ -504,6 +589,7 @@
         authorName: m.author_name,
         messageId: m.message_id,
         state: "sent",
+        files: m.attachments,
       });
     }
     saveUnacked();
@@ -608,6 +694,7 @@
       createdAt: frame.created_at,
       authorName: frame.author_name,
       messageId: frame.message_id,
+      files: frame.attachments,
     });
     if (Array.isArray(frame.choices) && frame.choices.length) renderChoices(node, frame.choices);
     if (ui.panel.hidden) setUnread(true);
