@@ -18,9 +18,10 @@ import orjson
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import HubError, InvalidToken, NotFound
+from hub.errors import HubError, InvalidRequest, InvalidToken, NotFound
 from hub.http import (
     Handler,
+    KeyedLimit,
     SocketFeed,
     TokenBucket,
     attachment_response,
@@ -29,6 +30,7 @@ from hub.http import (
     path_id,
     read_json,
     read_query,
+    read_upload,
 )
 from hub.model import (
     AuthorKind,
@@ -47,6 +49,10 @@ from hub.services.conversations import do_open_conversation
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024
 HISTORY_LIMIT = 5000  # newest messages returned on resume
+MAX_FILES_PER_MESSAGE = 5
+# Sending files is slower and heavier than typing: a few a minute, with a burst for a batch.
+FILES_PER_MINUTE = 10
+FILES_BURST = 10
 
 
 class SessionRequest(BaseModel):
@@ -92,6 +98,17 @@ class HistoryResponse(BaseModel):
     messages: list[HistoryMessage]
 
 
+class FileMessageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=128)
+    client_id: str = Field(min_length=1, max_length=64)
+
+
+class FileAck(BaseModel):
+    client_id: str
+    message_id: int
+
+
 class MessageFrame(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["message"]
@@ -129,6 +146,7 @@ class WebchatChannel:
         self.rate = float(ctx.options.get("rate_per_s", 20))
         self.burst = float(ctx.options.get("burst", 60))
         self._sockets: dict[int, set[SocketFeed]] = defaultdict(set)
+        self._file_limit = KeyedLimit(FILES_PER_MINUTE / 60, FILES_BURST)
         self._unsubscribe: Any = None
 
     # --- Channel port -------------------------------------------------------------------------
@@ -151,7 +169,13 @@ class WebchatChannel:
     # --- HTTP ---------------------------------------------------------------------------------
 
     def handlers(self) -> Sequence[Handler]:
-        return [self.create_session, self.history, self.websocket, self.attachment]
+        return [
+            self.create_session,
+            self.history,
+            self.websocket,
+            self.send_files,
+            self.attachment,
+        ]
 
     async def _session(self, token: str) -> WebchatSession:
         hashed = token_hash(token)
@@ -229,6 +253,44 @@ class WebchatChannel:
             )
 
         return json_response(await self.ctx.store.read(run))
+
+    @endpoint(
+        "POST",
+        "/api/webchat/messages",
+        "Send files (with an optional `text` caption) as one customer message",
+        tags=("webchat",),
+        query=FileMessageQuery,
+        response=FileAck,
+        status=201,
+        errors=(400, 401, 413, 422, 429),
+        upload=True,
+        form_fields=("text",),
+    )
+    async def send_files(self, request: web.Request) -> web.StreamResponse:
+        q = read_query(request, FileMessageQuery)
+        session = await self._session(q.token)
+        if not self._file_limit.take(session.id):
+            raise HubError("too many files; try again in a minute", code="rate_limited", status=429)
+        store = self.ctx.attachments
+        files, fields = await read_upload(
+            request, max_bytes=store.max_bytes, max_files=MAX_FILES_PER_MESSAGE, fields=("text",)
+        )
+        if not files:
+            raise InvalidRequest("the form has no `file` part", code="no_file")
+        saved = tuple([await store.save(f.data, f.filename, f.content_type) for f in files])
+        # The same channel message id as a websocket message with this client_id: a resend
+        # after a lost answer is stored once (the files are content-addressed, stored once too).
+        inbound = InboundMessage(
+            channel=self.name,
+            inbox=self.inbox,
+            sender=Identity(self.name, session.address),
+            text=fields.get("text", ""),
+            channel_message_id=f"{session.id}:{q.client_id}",
+            conversation_id=session.conversation_id,
+            attachments=saved,
+        )
+        stored = await self.ctx.sink.receive(inbound)
+        return json_response(FileAck(client_id=q.client_id, message_id=stored.id), 201)
 
     @endpoint(
         "GET",

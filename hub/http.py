@@ -11,13 +11,14 @@ import asyncio
 import logging
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import HubError, InvalidRequest, TooLarge, ValidationFailed
@@ -49,7 +50,8 @@ class Endpoint:
     auth: str | None = None  # "agent" (cookie + CSRF on unsafe methods), "token" (webchat)
     websocket: bool = False
     string_params: tuple[str, ...] = ()  # path parameters that are not integer ids
-    upload: bool = False  # the body is multipart/form-data with one `file` part
+    upload: bool = False  # the body is multipart/form-data with `file` parts
+    form_fields: tuple[str, ...] = ()  # text fields an upload form may have besides `file`
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[web.StreamResponse]])
@@ -117,6 +119,60 @@ def parse(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(_validation_detail(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    filename: str  # as the client named it: clean it before storing (hub.storage.files)
+    content_type: str
+    data: bytes
+
+
+MAX_FORM_FIELD = 256 * 1024
+_CHUNK = 64 * 1024
+
+
+async def read_upload(
+    request: web.Request, *, max_bytes: int, max_files: int, fields: tuple[str, ...] = ()
+) -> tuple[list[UploadedFile], dict[str, str]]:
+    """The `file` parts and the named text `fields` of a multipart/form-data body, each read
+    with its limit so that a large body is refused without being held in memory; other parts
+    are skipped. Raises a 4xx HubError naming the limit that was hit."""
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidRequest("send the file as multipart/form-data", code="not_multipart")
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError) as exc:  # aiohttp asserts on a missing boundary
+        raise InvalidRequest(f"unreadable multipart body: {exc}", code="not_multipart") from None
+    files: list[UploadedFile] = []
+    values: dict[str, str] = {}
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "file":
+            if len(files) == max_files:
+                raise InvalidRequest(
+                    f"more than {max_files} files in one request", code="too_many_attachments"
+                )
+            data = await _read_part(part, max_bytes, "attachment_too_large", "the file")
+            content_type = part.headers.get("Content-Type", "application/octet-stream")
+            files.append(UploadedFile(part.filename or "attachment", content_type, data))
+        elif part.name in fields:
+            raw = await _read_part(part, MAX_FORM_FIELD, "field_too_large", f"`{part.name}`")
+            try:
+                values[part.name] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest(f"`{part.name}` is not UTF-8") from None
+    return files, values
+
+
+async def _read_part(part: BodyPartReader, limit: int, code: str, what: str) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(_CHUNK):
+        data += chunk
+        if len(data) > limit:
+            raise TooLarge(f"{what} is larger than the limit of {limit} bytes", code=code)
+    return bytes(data)
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
@@ -271,7 +327,7 @@ class SocketFeed:
 
 
 class TokenBucket:
-    """Per-socket flood guard: `rate` messages a second, bursts up to `burst`."""
+    """Flood guard: `rate` messages a second, bursts up to `burst`."""
 
     def __init__(self, rate: float, burst: float):
         self.rate, self.burst = rate, burst
@@ -287,3 +343,19 @@ class TokenBucket:
             self.tokens -= 1
             return True
         return False
+
+
+class KeyedLimit:
+    """A token bucket per key (a client address, a session), forgetting the least recently
+    seen keys beyond `tracked` so that memory stays bounded."""
+
+    def __init__(self, rate: float, burst: float, tracked: int = 10_000):
+        self.rate, self.burst, self.tracked = rate, burst, tracked
+        self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
+
+    def take(self, key: Hashable) -> bool:
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst)
+        self._buckets[key] = bucket
+        if len(self._buckets) > self.tracked:
+            self._buckets.popitem(last=False)
+        return bucket.take()

@@ -6,20 +6,19 @@ in the hub's origin.
 
 from __future__ import annotations
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import current_session
 from hub.api.keys import ATTACHMENTS
-from hub.errors import InvalidRequest, TooLarge
-from hub.http import Handler, attachment_response, endpoint, json_response
+from hub.errors import InvalidRequest
+from hub.http import Handler, attachment_response, endpoint, json_response, read_upload
 from hub.model import Attachment
 from hub.ports import AttachmentStore
 from hub.storage.files import clean_content_type, clean_filename
 from hub.wire import AttachmentOut, attachment_out
 
 MAX_REPLY_ATTACHMENTS = 10
-_CHUNK = 64 * 1024
 
 
 class AttachmentRef(BaseModel):
@@ -72,24 +71,11 @@ def stored_attachments(store: AttachmentStore, refs: list[AttachmentRef]) -> tup
 async def upload(request: web.Request) -> web.StreamResponse:
     await current_session(request)
     store = request.app[ATTACHMENTS]
-    if not request.content_type.startswith("multipart/"):
-        raise InvalidRequest("send the file as multipart/form-data", code="not_multipart")
-    reader = await request.multipart()
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name != "file":
-            continue
-        data = bytearray()
-        while chunk := await part.read_chunk(_CHUNK):
-            data += chunk
-            if len(data) > store.max_bytes:
-                raise TooLarge(
-                    f"the file is larger than the limit of {store.max_bytes} bytes",
-                    code="attachment_too_large",
-                )
-        content_type = part.headers.get("Content-Type", "application/octet-stream")
-        saved = await store.save(bytes(data), part.filename or "attachment", content_type)
-        return json_response({"attachment": attachment_out(saved).model_dump(mode="json")}, 201)
-    raise InvalidRequest("the form has no `file` part", code="no_file")
+    files, _ = await read_upload(request, max_bytes=store.max_bytes, max_files=1)
+    if not files:
+        raise InvalidRequest("the form has no `file` part", code="no_file")
+    saved = await store.save(files[0].data, files[0].filename, files[0].content_type)
+    return json_response({"attachment": attachment_out(saved).model_dump(mode="json")}, 201)
 
 
 @endpoint(

@@ -3,43 +3,25 @@ sites (CORS like the web chat), and "was this helpful?" feedback."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from aiohttp import web
 
 from hub.api import kb_models as m
 from hub.api.keys import ARTICLES
 from hub.errors import HubError, TooLarge
-from hub.http import Handler, TokenBucket, endpoint, json_response, read_json, read_query
+from hub.http import Handler, KeyedLimit, endpoint, json_response, read_json, read_query
 from hub.model import ArticleStatus, KbSource, article_language
 from hub.ports import ArticleFilter
 
 TAGS = ("help center",)
 MAX_FEEDBACK_BODY = 1024
 FEEDBACK_PER_MINUTE = 10  # per client address; a reader votes a few times, a script many
-_TRACKED_CLIENTS = 10_000
 
 
-class _PerClientLimit:
-    """A token bucket per client address, forgetting the least recently seen ones."""
-
-    def __init__(self, per_minute: float, burst: float):
-        self.rate, self.burst = per_minute / 60, burst
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def take(self, client: str) -> bool:
-        bucket = self._buckets.pop(client, None) or TokenBucket(self.rate, self.burst)
-        self._buckets[client] = bucket
-        if len(self._buckets) > _TRACKED_CLIENTS:
-            self._buckets.popitem(last=False)
-        return bucket.take()
-
-
-FEEDBACK_LIMIT = web.AppKey("kb_feedback_limit", _PerClientLimit)
+FEEDBACK_LIMIT = web.AppKey("kb_feedback_limit", KeyedLimit)
 
 
 def setup(app: web.Application) -> None:
-    app[FEEDBACK_LIMIT] = _PerClientLimit(FEEDBACK_PER_MINUTE, FEEDBACK_PER_MINUTE)
+    app[FEEDBACK_LIMIT] = KeyedLimit(FEEDBACK_PER_MINUTE / 60, FEEDBACK_PER_MINUTE)
 
 
 @endpoint(

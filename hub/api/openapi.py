@@ -85,7 +85,10 @@ def build(endpoints: list[Endpoint]) -> dict[str, Any]:
                     "multipart/form-data": {
                         "schema": {
                             "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                **{f: {"type": "string"} for f in e.form_fields},
+                            },
                             "required": ["file"],
                         }
                     }

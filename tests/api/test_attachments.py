@@ -145,6 +145,96 @@ async def test_the_customer_gets_the_agents_file_live_and_on_resume(
     await ws.close()
 
 
+async def _send_files(
+    customer: Customer,
+    client_id: str,
+    files: list[tuple[str, bytes, str]],
+    text: str | None = None,
+    token: str | None = None,
+) -> tuple[int, Any]:
+    form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+    if text is not None:
+        form.add_field("text", text)
+    for name, data, ctype in files:
+        form.add_field("file", io.BytesIO(data), filename=name, content_type=ctype)
+    params = {"token": token or customer.token, "client_id": client_id}
+    async with customer.http.post(
+        customer.base + "/api/webchat/messages", params=params, data=form
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_the_customer_sends_files_the_agent_opens(
+    hub: TestClient[Any, Any], agent: Agent, customer: Customer
+) -> None:
+    events = await agent.events()
+    files = [("截图 1.png", PNG, "image/png"), ("log.txt", b"error 42\n", "text/plain")]
+    status, ack = await _send_files(customer, "f-1", files, text="  the app shows this  ")
+    assert status == 201, ack
+    assert ack["client_id"] == "f-1" and isinstance(ack["message_id"], int)
+
+    seen = await next_frame(
+        events,
+        lambda f: (
+            f.get("kind") == "message.created" and f["data"]["message"]["id"] == ack["message_id"]
+        ),
+    )
+    live = seen["data"]["message"]
+    assert live["author"] == "customer" and live["text"] == "the app shows this"
+    assert [(a["filename"], a["size"]) for a in live["attachments"]] == [
+        ("截图 1.png", len(PNG)),
+        ("log.txt", 9),
+    ]
+    async with agent.http.get(agent.base + live["attachments"][1]["url"]) as resp:
+        assert await resp.read() == b"error 42\n"
+
+    # A resend after a lost answer (same client_id) is the same message, stored once.
+    status, again = await _send_files(customer, "f-1", files, text="the app shows this")
+    assert status == 201 and again["message_id"] == ack["message_id"]
+    history = (await customer.history())["messages"]
+    assert [(m["client_id"], len(m["attachments"])) for m in history] == [("f-1", 2)]
+    # The customer can open their own file from the history.
+    async with customer.http.get(
+        customer.base + history[0]["attachments"][0]["url"], params={"token": customer.token}
+    ) as resp:
+        assert resp.status == 200 and await resp.read() == PNG
+    await events.close()
+
+
+async def test_bad_customer_file_messages_are_refused_and_store_nothing(
+    hub: TestClient[Any, Any], customer: Customer
+) -> None:
+    limit = hub.server.app[ATTACHMENTS].max_bytes
+    one = [("a.txt", b"a", "text/plain")]
+    cases: list[tuple[tuple[int, Any], int, str]] = [
+        (await _send_files(customer, "b-1", []), 400, "no_file"),
+        (await _send_files(customer, "b-2", one * 6), 400, "too_many_attachments"),
+        (
+            await _send_files(customer, "b-3", [("big.bin", b"x" * (limit + 1), "x/y")]),
+            413,
+            "attachment_too_large",
+        ),
+        (await _send_files(customer, "b-4", one, text="长" * 10_001), 413, "text_too_long"),
+        (await _send_files(customer, "b-5", one, token="y" * 43), 401, "invalid_token"),
+        (await _send_files(customer, "", one), 422, "validation_failed"),
+    ]
+    for (status, body), want_status, want_code in cases:
+        assert (status, body["error"]["code"]) == (want_status, want_code), body
+    async with customer.http.post(
+        customer.base + "/api/webchat/messages",
+        params={"token": customer.token, "client_id": "b-7"},
+        json={"text": "hi"},
+    ) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
+    assert (await customer.history())["messages"] == []
+
+    # Files come at most FILES_BURST at once per session, then a few a minute (refused
+    # requests count too, so a fresh visitor shows the burst).
+    fresh = await Customer(customer.http, customer.base).start()
+    codes = [(await _send_files(fresh, f"r-{i}", one))[0] for i in range(12)]
+    assert codes[:10] == [201] * 10 and codes[10:] == [429, 429]
+
+
 async def test_bad_uploads_and_downloads_are_refused(
     hub: TestClient[Any, Any], agent: Agent, agent_http: aiohttp.ClientSession, base_url: str
 ) -> None:

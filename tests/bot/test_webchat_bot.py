@@ -297,3 +297,22 @@ async def test_bad_input_gets_a_sensible_reply(
 
     mixed = await ask(await new_customer(http, base_url), "我的 password 忘了怎么办", "c1")
     assert mixed["text"].startswith("您好！我是智能助理。")  # Chinese characters: Chinese reply
+
+
+async def test_a_file_without_words_gets_asked_for_words(
+    hub: TestClient[Any, Any], customer: Customer, agent: Agent
+) -> None:
+    ws = await customer.connect()
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("file", b"\x89PNG fake", filename="photo.png", content_type="image/png")
+    async with customer.http.post(
+        customer.base + "/api/webchat/messages",
+        params={"token": customer.token, "client_id": "f1"},
+        data=form,
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+    reply = await next_frame(ws, lambda f: f["type"] == "message")
+    assert reply["author"] == "bot"
+    assert "in words" in reply["text"]
+    assert await status(agent, customer.conversation_id) == "bot"
+    await ws.close()

@@ -261,3 +261,56 @@ def test_a_file_the_agent_sends_reaches_the_widget(live_hub, open_page) -> None:
     customer.reload()  # the file is in the history too
     open_widget(customer)
     check_link()
+
+
+def test_the_customer_sends_a_file_from_the_widget(live_hub, open_page) -> None:
+    customer = open_page()
+    customer.goto(live_hub.url + "/demo")
+    open_widget(customer)
+    attach = customer.get_by_test_id("omnihub-attach")
+    expect(attach).to_have_accessible_name("Send a file")
+    # The keyboard reaches the file picker too: Enter on the button clicks the file input.
+    # (Headless Chromium reports a chooser only for a pointer click, so that opens it below.)
+    attach.focus()
+    customer.evaluate(
+        "document.querySelector('[data-testid=omnihub-file-input]')"
+        ".addEventListener('click', () => { window.omnihubPicked = true; })"
+    )
+    customer.keyboard.press("Enter")
+    assert customer.evaluate("window.omnihubPicked === true")
+    with customer.expect_file_chooser() as chooser:
+        attach.click()
+    shot = b"\x89PNG\r\n\x1a\n" + b"\x00" * 120
+    chooser.value.set_files({"name": "screenshot.png", "mimeType": "image/png", "buffer": shot})
+
+    mine = widget_messages(customer, "customer").filter(has_text="screenshot.png")
+    expect(mine).to_have_attribute("data-state", "sent")
+    expect(mine.get_by_test_id("omnihub-file")).to_have_text("screenshot.png")
+    expect(mine.locator(".omnihub-files")).to_contain_text("(128 B)")
+    conversation_id = customer.get_by_test_id("omnihub-panel").get_attribute("data-conversation-id")
+    customer.screenshot(path="/tmp/omnihub-widget-upload.png")
+
+    agent = open_page()
+    sign_in(agent, live_hub)
+    agent.locator(
+        f'[data-testid="conversation-row"][data-conversation-id="{conversation_id}"]'
+    ).click()
+    link = agent.get_by_test_id("msg-attachment").filter(has_text="screenshot.png")
+    expect(link).to_be_visible()
+    href = link.get_attribute("href")
+    assert href
+    got = agent.evaluate(
+        "async (u) => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))", href
+    )
+    assert bytes(got) == shot
+
+    # Over the limit of files per message: the visitor is told, nothing is half-sent.
+    with customer.expect_file_chooser() as chooser:
+        attach.click()
+    chooser.value.set_files(
+        [{"name": f"f{i}.txt", "mimeType": "text/plain", "buffer": b"x"} for i in range(6)]
+    )
+    expect(customer.get_by_test_id("omnihub-error")).to_contain_text("at most 5 files")
+    expect(widget_messages(customer, "customer").filter(has_text="f0.txt")).to_have_attribute(
+        "data-state", "failed"
+    )

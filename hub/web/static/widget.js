@@ -53,6 +53,11 @@
       offline: "Connection lost. Reconnecting…",
       log: "Chat messages",
       files: "Files",
+      attach: "Send a file",
+      err_attachment_too_large: "This file is too large to send.",
+      err_too_many_attachments: "Please send at most 5 files at a time.",
+      err_file_rate_limited: "You are sending files too quickly. Please wait a minute and try again.",
+      err_file_failed: "Your file could not be sent. Please try again.",
       err_text_too_long: "Your message is too long. Please shorten it and send it again.",
       err_empty_text: "Please type a message first.",
       err_rate_limited: "You are sending messages too quickly. We will retry in a moment.",
@@ -82,6 +87,11 @@
       offline: "连接已断开，正在重新连接…",
       log: "聊天记录",
       files: "文件",
+      attach: "发送文件",
+      err_attachment_too_large: "文件太大，无法发送。",
+      err_too_many_attachments: "每次最多发送 5 个文件。",
+      err_file_rate_limited: "发送文件太频繁，请稍等一分钟再试。",
+      err_file_failed: "文件未能发送，请重试。",
       err_text_too_long: "消息太长，请缩短后重新发送。",
       err_empty_text: "请先输入消息内容。",
       err_rate_limited: "发送太频繁，稍后将自动重试。",
@@ -111,6 +121,7 @@
     unacked: loadUnacked(),
     byMessageId: new Map(), // message_id -> element, to drop duplicates from history/socket
     byClientId: new Map(), // client_id -> element, to mark a pending message sent on ack
+    sessionPending: null, // the session request in flight, shared by whoever needs it
   };
 
   function deriveHubBase(src) {
@@ -244,6 +255,11 @@
   border: 1px solid #767b85; border-radius: 8px; font: inherit; color: #1b1b1f;
   background: #ffffff; }
 .omnihub-input::placeholder { color: #5f646d; }
+.omnihub-attach { display: flex; align-items: center; justify-content: center; min-width: 44px;
+  min-height: 44px; border: 1px solid #767b85; border-radius: 8px; background: #ffffff;
+  color: #33363d; }
+.omnihub-attach:hover { background: #eceef2; }
+.omnihub-attach .omnihub-file-icon { margin: 0; vertical-align: 0; }
 .omnihub-send { padding: 10px 16px; border: 2px solid #0b3d91; border-radius: 8px;
   background: #0b3d91; color: #ffffff; font-weight: 600; }
 .omnihub-send:hover { background: #08306f; }
@@ -318,6 +334,22 @@
       "aria-describedby": hintId,
       "data-testid": "omnihub-input",
     });
+    const fileInput = el("input", {
+      type: "file",
+      multiple: true,
+      class: "omnihub-sr",
+      tabindex: "-1",
+      "aria-hidden": "true",
+      "data-testid": "omnihub-file-input",
+    });
+    const attach = el("button", {
+      type: "button",
+      class: "omnihub-attach",
+      "aria-label": T.attach,
+      title: T.attach,
+      "data-testid": "omnihub-attach",
+    });
+    attach.append(fileIcon(20));
     const send = el("button", {
       type: "submit",
       class: "omnihub-send",
@@ -329,6 +361,8 @@
       { class: "omnihub-form" },
       el("label", { for: inputId, class: "omnihub-sr", text: T.inputLabel }),
       input,
+      attach,
+      fileInput,
       send,
     );
     const hint = el("p", { class: "omnihub-hint", id: hintId, text: T.hint });
@@ -367,6 +401,11 @@
     });
     input.addEventListener("keydown", onInputKeydown);
     input.addEventListener("input", onInputChange);
+    attach.addEventListener("click", () => fileInput.click());
+    fileInput.addEventListener("change", () => {
+      sendFiles(fileInput.files);
+      fileInput.value = ""; // choosing the same file again is a new message
+    });
 
     return { root, launcher, dot, unreadText, panel, status, log, typing, input };
   }
@@ -430,14 +469,14 @@
   }
 
   // A paperclip drawn inline: emoji fonts are missing on many systems.
-  function fileIcon() {
+  function fileIcon(size) {
     const NS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(NS, "svg");
     for (const [k, v] of Object.entries({
       class: "omnihub-file-icon",
       viewBox: "0 0 24 24",
-      width: "14",
-      height: "14",
+      width: String(size || 14),
+      height: String(size || 14),
       "aria-hidden": "true",
       focusable: "false",
     }))
@@ -463,21 +502,25 @@
   function renderFiles(files) {
     const list = el("ul", { class: "omnihub-files", "aria-label": T.files });
     for (const file of files) {
-      if (!file || typeof file.url !== "string" || typeof file.filename !== "string") continue;
-      const href = hubBase + file.url + "?token=" + encodeURIComponent(state.token || "");
+      if (!file || typeof file.filename !== "string") continue;
+      // A file still on its way has no url yet: its name is shown without a link.
+      const name =
+        typeof file.url === "string"
+          ? el("a", {
+              class: "omnihub-file",
+              href: hubBase + file.url + "?token=" + encodeURIComponent(state.token || ""),
+              target: "_blank",
+              rel: "noopener noreferrer",
+              "data-testid": "omnihub-file",
+              text: file.filename,
+            })
+          : el("span", { text: file.filename });
       list.append(
         el(
           "li",
           null,
           fileIcon(),
-          el("a", {
-            class: "omnihub-file",
-            href,
-            target: "_blank",
-            rel: "noopener noreferrer",
-            "data-testid": "omnihub-file",
-            text: file.filename,
-          }),
+          name,
           el("span", { class: "omnihub-file-size", text: " (" + formatSize(file.size) + ")" }),
         ),
       );
@@ -522,6 +565,13 @@
     insertInOrder(node);
     if (messageId != null) state.byMessageId.set(messageId, node);
     return node;
+  }
+
+  function setFiles(node, files) {
+    const old = node.querySelector(".omnihub-files");
+    const list = Array.isArray(files) && files.length ? renderFiles(files) : null;
+    if (old && list) old.replaceWith(list);
+    else if (list) node.append(list);
   }
 
   function setMessageState(node, st) {
@@ -575,7 +625,9 @@
     for (const m of messages) {
       if (state.byMessageId.has(m.message_id)) continue;
       if (m.client_id && state.byClientId.has(m.client_id)) {
+        const node = state.byClientId.get(m.client_id);
         markSent(m.client_id, m.message_id);
+        setFiles(node, m.attachments);
         continue;
       }
       if (m.client_id) {
@@ -642,6 +694,58 @@
     });
     if (socketOpen()) sendFrame(item);
     else if (!state.started) start();
+  }
+
+  // Files go over HTTP (docs/webchat-protocol.md, Files), one message per choice. They cannot
+  // wait in localStorage like text, so a failure is shown at once for the visitor to retry.
+  async function sendFiles(fileList) {
+    const files = Array.from(fileList || []);
+    if (!files.length) return;
+    const clientId = newClientId();
+    const node = renderMessage({
+      author: "customer",
+      text: "",
+      createdAt: new Date().toISOString(),
+      clientId,
+      state: "sending",
+      files: files.map((f) => ({ filename: f.name, size: f.size })),
+    });
+    const form = new FormData();
+    for (const f of files) form.append("file", f, f.name);
+    let res = null;
+    try {
+      if (!state.token) await ensureSession();
+      if (!state.started) start();
+      const query = "?token=" + encodeURIComponent(state.token) + "&client_id=" + encodeURIComponent(clientId);
+      const r = await fetch(hubBase + "/api/webchat/messages" + query, {
+        method: "POST",
+        body: form,
+        credentials: "omit",
+      });
+      res = { status: r.status, data: await r.json().catch(() => null) };
+    } catch (_) {
+      res = null;
+    }
+    if (res && res.status === 201 && res.data) {
+      const id = res.data.message_id;
+      markSent(clientId, id);
+      setFiles(
+        node,
+        files.map((f, i) => ({
+          filename: f.name,
+          size: f.size,
+          url: `/api/webchat/attachments/${id}/${i}`,
+        })),
+      );
+      return;
+    }
+    state.byClientId.delete(clientId);
+    setMessageState(node, "failed");
+    const code = res && res.data && res.data.error ? res.data.error.code : "";
+    const key = code === "rate_limited" ? "err_file_rate_limited" : "err_" + code;
+    const text = T[key] || T.err_file_failed;
+    ui.log.append(el("p", { class: "omnihub-error", "data-testid": "omnihub-error", text }));
+    scrollToEnd(true);
   }
 
   function sendFrame(item) {
@@ -774,7 +878,18 @@
     return { status: res.status, ok: res.ok, data };
   }
 
-  async function ensureSession() {
+  // One session request at a time: the connection and a file upload may both need the session
+  // before it exists, and two requests without a token would open two conversations.
+  function ensureSession() {
+    if (!state.sessionPending) {
+      state.sessionPending = openSession().finally(() => {
+        state.sessionPending = null;
+      });
+    }
+    return state.sessionPending;
+  }
+
+  async function openSession() {
     const body = { language: lang };
     if (state.token) body.token = state.token;
     let res = await request("POST", "/api/webchat/sessions", body);
