@@ -153,7 +153,7 @@ class Overflowed:
 class PresenceChanged:
     agent_id: int
     presence: str
-    reason: str  # "offer_timeout", "wrap_up_done", "wrap_up"
+    reason: str  # "offer_timeout", "wrap_up_done", "wrap_up", "manual" (the agent chose it)
 
 
 Decision = Queued | Offered | OfferExpired | Declined | Assigned | Overflowed | PresenceChanged

@@ -282,8 +282,10 @@ class RoutingService:
         async with self._lock:
             if agent_id not in self.router.agent_ids():
                 raise NotFound("you have no routing profile yet", code="no_routing_profile")
-            await self._save_presence(agent_id, presence)
-            await self._apply(self.router.set_presence(agent_id, presence))
+            # Recorded as a decision like the router's own changes, so the event reaches the
+            # agent's other tabs and supervisors, and the change is saved once.
+            manual = PresenceChanged(agent_id, presence.value, "manual")
+            await self._apply([manual, *self.router.set_presence(agent_id, presence)])
 
     async def save_profile(self, spec: AgentSpec) -> AgentRouting:
         problems = check_agent(spec, self.policy, None)

@@ -300,6 +300,7 @@ async def test_offer_not_accepted_in_time_goes_to_the_next_agent(
         ("offered", senior.id),
         ("offer_expired", senior.id),
         ("away", senior.id),
+        ("available", junior.id),  # junior's own change is an event too (other tabs follow)
         ("offered", junior.id),
     ]
     status, listing = await agent.get("/api/routing/agents")

@@ -318,3 +318,23 @@ def test_inbox_shows_no_routing_controls_when_routing_is_off(
         expect(page.get_by_test_id("transfer-btn")).to_be_hidden()
     finally:
         proc.stop()
+
+
+def test_a_presence_chosen_in_one_tab_shows_in_the_agents_other_tab(
+    start_routing_hub: Callable[..., RoutingHub], open_page: Callable[..., Page]
+) -> None:
+    hub = start_routing_hub()
+    first = open_page()
+    lin_id = sign_in(first, hub.url, LIN)
+    set_profile(hub, lin_id, {"skills": {"tech": 2}, "presence": "away"})
+    first.reload()
+    second = first.context.new_page()  # the same signed-in browser: another tab
+    second.goto(hub.url + "/inbox")
+    for page in (first, second):
+        expect(page.get_by_test_id("presence-select")).to_have_value("away")
+
+    first.get_by_test_id("presence-select").select_option("available")
+    expect(second.get_by_test_id("presence-select")).to_have_value("available")
+    assert presence_of(hub, lin_id) == "available"
+    second.get_by_test_id("presence-select").select_option("busy")
+    expect(first.get_by_test_id("presence-select")).to_have_value("busy")

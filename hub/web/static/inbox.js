@@ -908,8 +908,9 @@
     select.disabled = true;
     try {
       await api("PUT", "/api/agent/presence", { presence: wanted });
+      // The change's event may have come first and announced it already.
+      if (state.presence !== wanted) announce(t("presenceNow", { presence: labelFor("presence_", wanted) }));
       state.presence = wanted;
-      announce(t("presenceNow", { presence: labelFor("presence_", wanted) }));
     } catch (err) {
       showError("routing-error", t("presenceFailed", { detail: err.message || String(err) }));
     } finally {
@@ -920,7 +921,9 @@
 
   function onPresenceEvent(data) {
     // The router changes presence itself: away after an unanswered offer, wrap-up and back.
+    // "manual": the agent chose it, maybe in another tab, which this one now follows.
     if (!state.agent || data.agent_id !== state.agent.id || !PRESENCES.includes(data.presence)) return;
+    if (data.presence === state.presence) return; // nothing new (this tab's own change)
     state.presence = data.presence;
     renderPresence();
     const reasonKey = "presenceReason_" + data.reason;
