@@ -86,6 +86,17 @@ class Router:
         work = self._work.get(task_id)
         return work.offer_agent if work is not None else None
 
+    def offers_to(self, agent_id: int) -> list[int]:
+        """The conversations on offer to an agent now, oldest hold first."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return []
+        return [
+            task_id
+            for task_id in agent.held
+            if (work := self._work.get(task_id)) is not None and work.offer_agent == agent_id
+        ]
+
     def profile(self, agent_id: int) -> AgentProfile:
         return self._agent(agent_id).profile
 

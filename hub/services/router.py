@@ -287,6 +287,29 @@ class RoutingService:
             manual = PresenceChanged(agent_id, presence.value, "manual")
             await self._apply([manual, *self.router.set_presence(agent_id, presence)])
 
+    async def open_offers(self, agent_id: int) -> list[dict[str, Any]]:
+        """The offers an agent has now, each as its `offered` decision event said it (with the
+        conversation id): what a page that was reloaded or reconnected shows again."""
+        task_ids = self.router.offers_to(agent_id)
+        if not task_ids:
+            return []
+
+        def read(uow: UnitOfWork) -> list[dict[str, Any]]:
+            found = []
+            for conv_id in task_ids:
+                offered = [
+                    e.payload
+                    for e in uow.events(conv_id)
+                    if e.kind is EventKind.ROUTING_DECISION
+                    and e.payload.get("decision") == "offered"
+                    and e.payload.get("agent_id") == agent_id
+                ]
+                if offered:
+                    found.append({"conversation_id": conv_id, **offered[-1]})
+            return found
+
+        return await self.store.read(read)
+
     async def save_profile(self, spec: AgentSpec) -> AgentRouting:
         problems = check_agent(spec, self.policy, None)
         if problems:

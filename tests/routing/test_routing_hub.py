@@ -293,6 +293,14 @@ async def test_offer_not_accepted_in_time_goes_to_the_next_agent(
     assert status == 200, body
     while not (seen[-1].get("decision") == "offered" and seen[-1]["agent_id"] == junior.id):
         seen.append((await next_frame(events, routing))["data"])
+    # A page of junior's that connects now (a reload) is told of the offer in its first frame.
+    reloaded = await junior.events()
+    first = await next_frame(reloaded, lambda f: f.get("type") == "routing")
+    assert first["presence"] == "available"
+    [pending] = first["offers"]
+    assert pending["conversation_id"] == conv_id
+    assert pending["expires_at"] == seen[-1]["expires_at"] and pending["why"] == seen[-1]["why"]
+    await reloaded.close()
     decisions = [
         (d.get("decision") or d.get("presence"), d["agent_id"]) for d in seen if "agent_id" in d
     ]

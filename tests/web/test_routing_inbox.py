@@ -205,6 +205,13 @@ def test_customer_is_offered_to_the_right_agent_who_accepts_replies_and_transfer
     expect(eve.get_by_test_id("offers")).to_be_hidden()
     lin.screenshot(path="/tmp/omnihub-routing-offer.png")
 
+    # A reload does not lose the offer: the agent socket's first frame brings it back.
+    left = int(re.findall(r"\d+", offer.get_by_test_id("offer-countdown").inner_text())[0])
+    lin.reload()
+    expect(offer).to_be_visible()
+    again = int(re.findall(r"\d+", offer.get_by_test_id("offer-countdown").inner_text())[0])
+    assert 0 < again <= left  # the same offer, still counting down (not a fresh one)
+
     offer.get_by_role("button", name=re.compile("^Accept conversation with")).click()
     expect(lin.get_by_test_id("offers")).to_be_hidden()
     expect(lin.get_by_test_id("conv-status")).to_have_text("Assigned")

@@ -893,6 +893,12 @@
     state.presence = PRESENCES.includes(frame.presence) ? frame.presence : null;
     renderPresence();
     if (state.detail) renderHeader();
+    // Offers made before this page (re)connected: a reload does not lose them.
+    for (const offer of Array.isArray(frame.offers) ? frame.offers : []) {
+      if (typeof offer.conversation_id === "number" && state.agent && offer.agent_id === state.agent.id) {
+        addOffer(offer.conversation_id, offer);
+      }
+    }
   }
 
   function renderPresence() {
