@@ -1,5 +1,6 @@
 """The agents' live events websocket: committed events and typing, from every hub process;
-with routing on, first a `routing` frame with the agent's presence and open offers (docs/api.md)."""
+with routing on, first a `routing` frame with the agent's presence, open offers and SLA states
+(docs/api.md)."""
 
 from __future__ import annotations
 
@@ -60,9 +61,10 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
         # without this frame the inbox shows no routing controls (routing off).
         engine, me = routing.router, session.agent.id
         presence = engine.presence(me).value if me in engine.agent_ids() else None
-        # Offers made while the page was away (or before a reload) come with it.
+        # Offers and SLA states from before the page (re)connected come with it.
         offers = await routing.open_offers(me)
-        feed.send({"type": "routing", "presence": presence, "offers": offers})
+        sla = routing.sla_states()
+        feed.send({"type": "routing", "presence": presence, "offers": offers, "sla": sla})
     request.app[AGENT_SOCKETS].add(ws)
     try:
         async for msg in ws:

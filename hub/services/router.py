@@ -172,6 +172,8 @@ class RoutingService:
         self._sla: list[tuple[float, int, int, str, str, int]] = []
         self._sla_basis: dict[int, tuple[tuple[str, int, float], int]] = {}  # what, version
         self._sla_seq = itertools.count()
+        # What the SLA events said so far, per open conversation: target -> warning | breach
+        self._sla_states: dict[int, dict[str, str]] = {}
 
     @property
     def policy(self) -> Policy:
@@ -534,6 +536,7 @@ class RoutingService:
         """(Re)schedule a conversation's SLA timers when its inbox or priority changes."""
         if conv.status in (_S.RESOLVED, _S.CLOSED):
             self._sla_basis.pop(conv.id, None)
+            self._sla_states.pop(conv.id, None)
             return
         basis = (conv.inbox, PRIORITY_RANK[conv.priority], conv.created_at.timestamp())
         known = self._sla_basis.get(conv.id)
@@ -564,7 +567,8 @@ class RoutingService:
         if not due:
             return
 
-        def write(uow: UnitOfWork) -> None:
+        def write(uow: UnitOfWork) -> list[tuple[int, str, str]]:
+            written = []
             for at, conv_id, target, state in due:
                 conv = uow.conversation(conv_id)
                 if conv is None or conv.status in (_S.RESOLVED, _S.CLOSED):
@@ -578,8 +582,24 @@ class RoutingService:
                     AuthorKind.SYSTEM,
                     None,
                 )
+                written.append((conv_id, target, state))
+            return written
 
-        await self.store.write(write)
+        for conv_id, target, state in await self.store.write(write):
+            if conv_id not in self._sla_basis:
+                continue  # resolved while the events were being written
+            states = self._sla_states.setdefault(conv_id, {})
+            if states.get(target) != "breach":  # a breach is never downgraded to a warning
+                states[target] = state
+
+    def sla_states(self) -> list[dict[str, Any]]:
+        """Every SLA warning or breach reported so far on a conversation still open, as
+        `conversation.sla` events said it: what a reloaded page shows again."""
+        return [
+            {"conversation_id": conv_id, "target": target, "state": state}
+            for conv_id, states in self._sla_states.items()
+            for target, state in states.items()
+        ]
 
     async def _save_presence(self, agent_id: int, presence: Presence) -> None:
         p = self.router.profile(agent_id)

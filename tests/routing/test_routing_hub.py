@@ -259,6 +259,14 @@ async def test_sla_warning_then_breach_events(
     second = (await next_frame(events, sla))["data"]
     assert (first["target"], first["state"]) == ("resolution", "warning")
     assert (second["target"], second["state"]) == ("resolution", "breach")
+    # A page that connects now (a reload) is told the SLA states so far in its first frame.
+    reloaded = await agent.events()
+    first_frame = await next_frame(reloaded, lambda f: f.get("type") == "routing")
+    mine = [s for s in first_frame["sla"] if s["conversation_id"] == customer.conversation_id]
+    assert mine == [
+        {"conversation_id": customer.conversation_id, "target": "resolution", "state": "breach"}
+    ]
+    await reloaded.close()
     await events.close()
     await ws.close()
 

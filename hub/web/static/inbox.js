@@ -899,6 +899,7 @@
         addOffer(offer.conversation_id, offer);
       }
     }
+    for (const sla of Array.isArray(frame.sla) ? frame.sla : []) onSlaEvent(sla.conversation_id, sla);
   }
 
   function renderPresence() {
