@@ -32,6 +32,26 @@ class InviteResponse(BaseModel):
     invite: InviteOut
 
 
+class InviteChannels(BaseModel):
+    channels: list[str]
+
+
+@endpoint(
+    "GET",
+    "/api/invites/channels",
+    "The channels a contact can be invited to (the inbox offers an invite button for each)",
+    tags=("contacts",),
+    response=InviteChannels,
+    errors=(401,),
+    auth="agent",
+)
+async def invite_channels(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    channels = request.app[OUTBOX].channels
+    names = sorted(name for name, ch in channels.items() if isinstance(ch, InvitingChannel))
+    return json_response(InviteChannels(channels=names))
+
+
 @endpoint(
     "POST",
     "/api/contacts/{id}/invites",
@@ -59,4 +79,4 @@ async def create_invite(request: web.Request) -> web.StreamResponse:
     return json_response(InviteResponse(invite=out), 201)
 
 
-HANDLERS: list[Handler] = [create_invite]
+HANDLERS: list[Handler] = [invite_channels, create_invite]

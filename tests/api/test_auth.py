@@ -26,6 +26,7 @@ async def test_endpoints_need_a_session(http: aiohttp.ClientSession, base_url: s
         ("GET", "/api/conversations/1"),
         ("POST", "/api/conversations/1/messages"),
         ("GET", "/api/auth/me"),
+        ("GET", "/api/invites/channels"),
     ]:
         async with http.request(method, base_url + path, json={"text": "x"}) as resp:
             assert resp.status == 401, path
@@ -53,6 +54,8 @@ async def test_me_and_logout(agent: Agent) -> None:
     status, me = await agent.get("/api/auth/me")
     assert status == 200
     assert me["agent"]["email"] == AGENT_EMAIL and me["csrf_token"] == agent.csrf
+    # Without the Telegram channel nobody can be invited anywhere: the inbox shows no button.
+    assert await agent.get("/api/invites/channels") == (200, {"channels": []})
     status, _ = await agent.post("/api/auth/logout")
     assert status == 204
     status, body = await agent.get("/api/auth/me")

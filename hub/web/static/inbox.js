@@ -21,6 +21,9 @@
       agent: "Agent", bot: "Bot", system: "System", customer: "Customer", you: "You",
       noMessages: "No messages yet.", deliveryFailed: "Not delivered",
       attachFile: "Attach a file", attachments: "Attachments", removeFile: "Remove",
+      inviteTelegram: "Invite to Telegram", inviteLink: "Telegram invite link",
+      inviteReady: "Send this link to the customer: it makes their Telegram part of this contact. It works until {time}.",
+      inviteAdd: "Add to reply",
       reconnecting: "Live updates interrupted. Reconnecting…",
       actionFailed: "That did not work: {detail}",
       invalidTransition: "This conversation's status has changed; the action is no longer possible.",
@@ -82,6 +85,9 @@
       agent: "客服", bot: "机器人", system: "系统", customer: "客户", you: "我",
       noMessages: "暂无消息。", deliveryFailed: "发送失败",
       attachFile: "添加附件", attachments: "附件", removeFile: "移除",
+      inviteTelegram: "邀请到 Telegram", inviteLink: "Telegram 邀请链接",
+      inviteReady: "请把此链接发给客户：客户的 Telegram 将并入此联系人。有效期至 {time}。",
+      inviteAdd: "添加到回复",
       reconnecting: "实时更新已中断，正在重新连接…",
       actionFailed: "操作失败：{detail}",
       invalidTransition: "会话状态已变化，无法执行此操作。",
@@ -141,6 +147,7 @@
     lang: initialLanguage(),
     agent: null,
     csrf: null,
+    inviteChannels: [], // channels a contact can be invited to (GET /api/invites/channels)
     filter: "open",
     convs: new Map(), // id -> ConversationSummary shown in the list
     selectedId: null,
@@ -286,6 +293,42 @@
     }
     setFilter(state.filter);
     connectWs();
+    loadInviteChannels();
+  }
+
+  /* ---------- invites: continue on another channel as the same contact (docs/telegram.md) */
+
+  async function loadInviteChannels() {
+    try {
+      state.inviteChannels = (await api("GET", "/api/invites/channels")).channels || [];
+    } catch (_) {
+      state.inviteChannels = []; // no invite button; everything else works
+    }
+    if (state.detail) renderHeader();
+  }
+
+  async function createInvite() {
+    const contact = state.detail && state.detail.contact;
+    if (!contact) return;
+    showError("detail-error", "");
+    try {
+      const data = await api("POST", `/api/contacts/${contact.id}/invites`, { channel: "telegram" });
+      if (!state.detail || state.detail.contact.id !== contact.id) return;
+      $("invite-url").value = data.invite.url;
+      $("invite-text").textContent = t("inviteReady", { time: formatTime(data.invite.expires_at) });
+      $("invite-box").hidden = false;
+      $("invite-url").focus();
+      $("invite-url").select();
+    } catch (err) {
+      showError("detail-error", actionErrorText(err));
+    }
+  }
+
+  function addInviteToReply() {
+    const input = $("reply-input");
+    const url = $("invite-url").value;
+    input.value = input.value.trim() ? `${input.value.trimEnd()}\n${url}` : url;
+    input.focus();
   }
 
   function sessionLost() {
@@ -479,6 +522,7 @@
     $("detail-empty").hidden = true;
     $("conv").hidden = false;
     $("conv-title").textContent = (contact && contact.display_name) || "#" + c.id;
+    $("invite-box").hidden = true; // an invite belongs to the contact it was made for
     renderHeader();
     renderNeeds(contact);
     renderHandoff(state.detail.handoff);
@@ -496,6 +540,9 @@
     $("assign-btn").hidden = !(OPEN_STATUSES.includes(c.status) && !mine);
     $("resolve-btn").hidden = !OPEN_STATUSES.includes(c.status);
     $("reopen-btn").hidden = c.status !== "resolved" && c.status !== "closed";
+    const contact = state.detail.contact;
+    const onTelegram = contact && (contact.identities || []).some((i) => i.channel === "telegram");
+    $("invite-btn").hidden = !(state.inviteChannels.includes("telegram") && contact && !onTelegram);
     const canTransfer = state.routing && c.status === "assigned" && mine;
     $("transfer-btn").hidden = !canTransfer;
     if (!canTransfer) showTransferForm(false);
@@ -1189,6 +1236,8 @@
       $("transfer-btn").focus();
     });
     $("transfer-form").addEventListener("submit", onTransferSubmit);
+    $("invite-btn").addEventListener("click", createInvite);
+    $("invite-add").addEventListener("click", addInviteToReply);
   }
 
   async function boot() {

@@ -143,6 +143,8 @@ async def test_an_agent_gets_an_invite_for_a_known_contact(
     web = await conversation_detail(agent, customer.conversation_id)
     contact_id = web["contact"]["id"]
 
+    status, body = await agent.get("/api/invites/channels")
+    assert (status, body) == (200, {"channels": ["telegram"]})
     status, body = await agent.post(f"/api/contacts/{contact_id}/invites", {"channel": "telegram"})
     assert status == 201, body
     invite = body["invite"]
