@@ -172,6 +172,8 @@ def test_widget_speaks_chinese_when_asked(live_hub, open_page) -> None:
     expect(page.get_by_test_id("omnihub-launcher")).to_have_accessible_name("联系我们")
     open_widget(page)
     expect(page.get_by_test_id("omnihub-send")).to_have_text("发送")
+    # Without data-telegram the widget offers no Telegram button.
+    expect(page.get_by_test_id("omnihub-telegram")).to_be_hidden()
     expect(page.get_by_test_id("omnihub-input")).to_have_attribute("placeholder", "请输入消息…")
 
     page.get_by_test_id("omnihub-input").fill("你好，我的订单还没到")

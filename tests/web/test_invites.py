@@ -93,3 +93,28 @@ def test_an_agent_invites_a_web_chat_customer_to_telegram(
     # In Chinese too.
     agent.get_by_role("button", name="中文").click()
     expect(invite).to_have_text("邀请到 Telegram")
+
+
+def test_a_web_chat_customer_continues_on_telegram_from_the_widget(
+    telegram_hub: LiveHub, open_page: Callable[..., Page]
+) -> None:
+    page = open_page(locale="zh-CN")
+    # A hub page without the widget, then the site's own markup: same origin and loopback
+    # address as the hub (see test_widget_speaks_chinese_when_asked).
+    page.goto(telegram_hub.url + "/")
+    page.set_content(
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>店</title></head>"
+        "<body><script src='/static/widget.js' data-lang='zh-CN' data-telegram='on' defer>"
+        "</script></body></html>"
+    )
+    shared.open_widget(page)
+    button = page.get_by_test_id("omnihub-telegram")
+    expect(button).to_have_text("在 Telegram 上继续")
+    button.click()
+    link = page.get_by_test_id("omnihub-telegram-link")
+    expect(link).to_be_focused()
+    expect(link).to_have_text("打开 Telegram 并点击“开始”")
+    expect(link).to_have_attribute(
+        "href", re.compile(rf"^https://t\.me/{BOT_USER['username']}\?start=\S+$")
+    )
+    expect(link).to_have_attribute("target", "_blank")

@@ -2,7 +2,8 @@
  * omnihub web chat widget.
  *
  * Embed with one tag:  <script src="https://HUB/static/widget.js" defer></script>
- * Optional attributes: data-lang="en" | "zh-CN", data-title="Support".
+ * Optional attributes: data-lang="en" | "zh-CN", data-title="Support",
+ * data-telegram="on" (a "Continue on Telegram" button; the hub must have the Telegram channel on).
  *
  * Wire contract: docs/api.md ("Web chat") and docs/webchat-protocol.md.
  * Plain ES2020, no dependencies: the widget runs on other people's pages, so it
@@ -54,10 +55,13 @@
       log: "Chat messages",
       files: "Files",
       attach: "Send a file",
+      telegram: "Continue on Telegram",
+      telegramOpen: "Open Telegram and press Start",
       err_attachment_too_large: "This file is too large to send.",
       err_too_many_attachments: "Please send at most 5 files at a time.",
       err_file_rate_limited: "You are sending files too quickly. Please wait a minute and try again.",
       err_file_failed: "Your file could not be sent. Please try again.",
+      err_telegram_failed: "Telegram is not available right now. Please try again later.",
       err_text_too_long: "Your message is too long. Please shorten it and send it again.",
       err_empty_text: "Please type a message first.",
       err_rate_limited: "You are sending messages too quickly. We will retry in a moment.",
@@ -88,10 +92,13 @@
       log: "聊天记录",
       files: "文件",
       attach: "发送文件",
+      telegram: "在 Telegram 上继续",
+      telegramOpen: "打开 Telegram 并点击“开始”",
       err_attachment_too_large: "文件太大，无法发送。",
       err_too_many_attachments: "每次最多发送 5 个文件。",
       err_file_rate_limited: "发送文件太频繁，请稍等一分钟再试。",
       err_file_failed: "文件未能发送，请重试。",
+      err_telegram_failed: "暂时无法使用 Telegram，请稍后再试。",
       err_text_too_long: "消息太长，请缩短后重新发送。",
       err_empty_text: "请先输入消息内容。",
       err_rate_limited: "发送太频繁，稍后将自动重试。",
@@ -220,6 +227,12 @@
 .omnihub-close { border: 0; background: transparent; color: #ffffff; font-size: 22px;
   line-height: 1; padding: 4px 10px; border-radius: 6px; }
 .omnihub-close:focus-visible { outline-color: #ffffff; }
+.omnihub-alt { margin: 0; padding: 6px 16px; background: #ffffff; border-bottom: 1px solid #d5d8de;
+  font-size: 14px; }
+.omnihub-alt button { border: 0; background: transparent; padding: 2px 0; color: #0b3d91;
+  text-decoration: underline; }
+.omnihub-alt a { color: #0b3d91; font-weight: 600; }
+.omnihub-alt[hidden] { display: none; }
 .omnihub-status { margin: 0; padding: 6px 16px; background: #fff4ce; color: #3d3000; font-size: 13px; }
 .omnihub-status:empty { display: none; }
 .omnihub-log { flex: 1; overflow-y: auto; padding: 12px; background: #f5f6f8;
@@ -313,6 +326,17 @@
       close,
     );
     const status = el("p", { class: "omnihub-status", role: "status" });
+    // Continue on Telegram as the same contact (docs/telegram.md): the link is made on demand,
+    // for this visitor's session, and shown as a link to follow (no pop-up to be blocked).
+    const telegramOn = /^(on|true|1)$/i.test(script.getAttribute("data-telegram") || "");
+    const alt = el("p", { class: "omnihub-alt", hidden: !telegramOn });
+    const telegram = el("button", {
+      type: "button",
+      "data-testid": "omnihub-telegram",
+      text: T.telegram,
+    });
+    alt.append(telegram);
+    telegram.addEventListener("click", () => continueOnTelegram(alt));
     const log = el(
       "div",
       {
@@ -378,6 +402,7 @@
         hidden: true,
       },
       header,
+      alt,
       status,
       log,
       typing,
@@ -746,6 +771,30 @@
     const text = T[key] || T.err_file_failed;
     ui.log.append(el("p", { class: "omnihub-error", "data-testid": "omnihub-error", text }));
     scrollToEnd(true);
+  }
+
+  async function continueOnTelegram(box) {
+    let res = null;
+    try {
+      await ensureSession();
+      if (!state.started) start();
+      res = await request("POST", "/api/webchat/telegram-link", { token: state.token });
+    } catch (_) {
+      res = null;
+    }
+    if (!res || !res.ok || !res.data || typeof res.data.url !== "string") {
+      showError("telegram_failed");
+      return;
+    }
+    const link = el("a", {
+      href: res.data.url,
+      target: "_blank",
+      rel: "noopener noreferrer",
+      "data-testid": "omnihub-telegram-link",
+      text: T.telegramOpen,
+    });
+    box.replaceChildren(link);
+    link.focus();
   }
 
   function sendFrame(item) {
