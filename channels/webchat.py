@@ -44,7 +44,7 @@ from hub.model import (
 )
 from hub.ports import BusEnvelope, ChannelContext, SendResult, UnitOfWork, WebchatSession
 from hub.services.agents import token_hash
-from hub.services.conversations import do_open_conversation
+from hub.services.conversations import clean_text, do_open_conversation
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024
@@ -277,6 +277,8 @@ class WebchatChannel:
         )
         if not files:
             raise InvalidRequest("the form has no `file` part", code="no_file")
+        # Checked before any file is saved, so a refused caption leaves no bytes behind.
+        text = clean_text(fields.get("text", ""), self.ctx.max_text_chars, allow_empty=True)
         saved = tuple([await store.save(f.data, f.filename, f.content_type) for f in files])
         # The same channel message id as a websocket message with this client_id: a resend
         # after a lost answer is stored once (the files are content-addressed, stored once too).
@@ -284,7 +286,7 @@ class WebchatChannel:
             channel=self.name,
             inbox=self.inbox,
             sender=Identity(self.name, session.address),
-            text=fields.get("text", ""),
+            text=text,
             channel_message_id=f"{session.id}:{q.client_id}",
             conversation_id=session.conversation_id,
             attachments=saved,

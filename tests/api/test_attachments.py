@@ -227,6 +227,8 @@ async def test_bad_customer_file_messages_are_refused_and_store_nothing(
     ) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
     assert (await customer.history())["messages"] == []
+    # Every refusal came before a file was saved: no bytes were left behind either.
+    assert [p for p in hub.server.app[ATTACHMENTS].root.rglob("*") if p.is_file()] == []
 
     # Files come at most FILES_BURST at once per session, then a few a minute (refused
     # requests count too, so a fresh visitor shows the burst).
