@@ -98,9 +98,7 @@ class HistoryResponse(BaseModel):
     messages: list[HistoryMessage]
 
 
-class FileMessageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    token: str = Field(min_length=1, max_length=128)
+class FileMessageQuery(TokenQuery):
     client_id: str = Field(min_length=1, max_length=64)
 
 

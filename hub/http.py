@@ -140,29 +140,32 @@ async def read_upload(
     are skipped. Raises a 4xx HubError naming the limit that was hit."""
     if not request.content_type.startswith("multipart/"):
         raise InvalidRequest("send the file as multipart/form-data", code="not_multipart")
-    try:
-        reader = await request.multipart()
-    except (AssertionError, ValueError) as exc:  # aiohttp asserts on a missing boundary
-        raise InvalidRequest(f"unreadable multipart body: {exc}", code="not_multipart") from None
     files: list[UploadedFile] = []
     values: dict[str, str] = {}
-    async for part in reader:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "file":
-            if len(files) == max_files:
-                raise InvalidRequest(
-                    f"more than {max_files} files in one request", code="too_many_attachments"
-                )
-            data = await _read_part(part, max_bytes, "attachment_too_large", "the file")
-            content_type = part.headers.get("Content-Type", "application/octet-stream")
-            files.append(UploadedFile(part.filename or "attachment", content_type, data))
-        elif part.name in fields:
-            raw = await _read_part(part, MAX_FORM_FIELD, "field_too_large", f"`{part.name}`")
-            try:
+    try:
+        # aiohttp's reader raises ValueError for a missing boundary or a body that breaks the
+        # format part-way: the client's mistake, answered as such rather than as a 500.
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                if len(files) == max_files:
+                    raise InvalidRequest(
+                        f"more than {max_files} files in one request",
+                        code="too_many_attachments",
+                    )
+                data = await _read_part(part, max_bytes, "attachment_too_large", "the file")
+                content_type = part.headers.get("Content-Type", "application/octet-stream")
+                files.append(UploadedFile(part.filename or "attachment", content_type, data))
+            elif part.name in fields:
+                raw = await _read_part(part, MAX_FORM_FIELD, "field_too_large", f"`{part.name}`")
                 values[part.name] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidRequest(f"`{part.name}` is not UTF-8") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("a text field of the form is not UTF-8") from None
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"malformed multipart body: {exc}", code="malformed_multipart"
+        ) from None
     return files, values
 
 

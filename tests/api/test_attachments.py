@@ -226,6 +226,21 @@ async def test_bad_customer_file_messages_are_refused_and_store_nothing(
         json={"text": "hi"},
     ) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
+    # A body that is not valid multipart (no boundary, or cut off part-way) is the client's
+    # mistake: a 400, not a 500.
+    cut = b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'
+    for content_type, body in [
+        ("multipart/form-data", b"garbage"),
+        ("multipart/form-data; boundary=zz", cut),
+    ]:
+        async with customer.http.post(
+            customer.base + "/api/webchat/messages",
+            params={"token": customer.token, "client_id": "b-8"},
+            data=body,
+            headers={"Content-Type": content_type},
+        ) as resp:
+            assert resp.status == 400, await resp.text()
+            assert (await resp.json())["error"]["code"] == "malformed_multipart"
     assert (await customer.history())["messages"] == []
     # Every refusal came before a file was saved: no bytes were left behind either.
     assert [p for p in hub.server.app[ATTACHMENTS].root.rglob("*") if p.is_file()] == []
@@ -264,6 +279,12 @@ async def test_bad_uploads_and_downloads_are_refused(
         agent.base + "/api/attachments", json={}, headers={"X-CSRF-Token": agent.csrf}
     ) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
+    async with agent.http.post(
+        agent.base + "/api/attachments",
+        data=b"garbage",
+        headers={"X-CSRF-Token": agent.csrf, "Content-Type": "multipart/form-data; boundary=zz"},
+    ) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "malformed_multipart"
 
 
 def test_an_unknown_channel_in_the_settings_stops_start_up(tmp_path: Path) -> None:

@@ -946,7 +946,9 @@
         addOffer(offer.conversation_id, offer);
       }
     }
-    for (const sla of Array.isArray(frame.sla) ? frame.sla : []) onSlaEvent(sla.conversation_id, sla);
+    // Every SLA state reported so far: drawn once, however many conversations have one.
+    const slas = Array.isArray(frame.sla) ? frame.sla : [];
+    if (slas.map((sla) => applySla(sla.conversation_id, sla)).some(Boolean)) renderSla();
   }
 
   function renderPresence() {
@@ -1139,13 +1141,22 @@
   }
 
   function onSlaEvent(convId, data) {
-    if (typeof convId !== "number" || !SLA_RANK[data.state]) return;
-    if (data.target !== "first_response" && data.target !== "resolution") return;
+    if (applySla(convId, data)) renderSla();
+  }
+
+  /** Record an SLA state if it is worse than the one known; says whether it was. */
+  function applySla(convId, data) {
+    if (typeof convId !== "number" || !data || !SLA_RANK[data.state]) return false;
+    if (data.target !== "first_response" && data.target !== "resolution") return false;
     const known = state.sla.get(convId) || {};
-    if ((SLA_RANK[known[data.target]] || 0) >= SLA_RANK[data.state]) return;
+    if ((SLA_RANK[known[data.target]] || 0) >= SLA_RANK[data.state]) return false;
     state.sla.set(convId, { ...known, [data.target]: data.state });
+    return true;
+  }
+
+  function renderSla() {
     renderList();
-    if (state.detail && state.detail.conversation.id === convId) renderDetailSla();
+    if (state.detail) renderDetailSla();
   }
 
   function worstSla(id) {
