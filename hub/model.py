@@ -42,6 +42,14 @@ class DeliveryState(enum.StrEnum):
     FAILED = "failed"
 
 
+class MessageFormat(enum.StrEnum):
+    """How a message's text is written: customers write plain text; the bot and agents write
+    Markdown, which each channel renders its own way (hub.formatting)."""
+
+    PLAIN = "plain"
+    MARKDOWN = "markdown"
+
+
 class ConversationStatus(enum.StrEnum):
     BOT = "bot"
     QUEUED = "queued"
@@ -183,6 +191,7 @@ class Message:
     delivery_state: DeliveryState = DeliveryState.QUEUED
     created_at: datetime = field(default_factory=utcnow)
     choices: tuple[Choice, ...] = ()
+    format: MessageFormat = MessageFormat.PLAIN
 
 
 @dataclass(frozen=True, slots=True)

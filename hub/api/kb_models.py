@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from hub import model
-from hub.api.render import markdown_html
+from hub import formatting, model
 from hub.model import Agent, Article, ArticleContent
 from hub.ports import KbHit, KbResult
 from hub.services.articles import ArticleView, GapGroup, VersionView
@@ -239,7 +238,7 @@ def _article_out(
         id=article_id,
         title=content.title,
         body=content.body,
-        body_html=markdown_html(content.body),
+        body_html=formatting.html(content.body),
         questions=list(content.questions),
         short_answer=content.short_answer,
         language=content.language,
@@ -341,7 +340,7 @@ def help_article(article: Article) -> HelpArticle:
     return HelpArticle(
         id=article.id,
         title=c.title,
-        body_html=markdown_html(c.body),
+        body_html=formatting.html(c.body),
         language=c.language,
         tags=list(c.tags),
         short_answer=c.short_answer,
