@@ -60,18 +60,31 @@ def email_html(text: str, format: MessageFormat = MessageFormat.MARKDOWN) -> str
 
 def fax_html(text: str, format: MessageFormat = MessageFormat.MARKDOWN) -> str:
     """The HTML a fax reply is laid out from (fpdf2's `write_html` subset): links spelled
-    out as "text (url)", since paper has nothing to click, and no whitespace between tags
-    (fpdf2 would print it as blank lines)."""
+    out as "text (url)", since paper has nothing to click, images as their description
+    (the renderer must not fetch anything), table cells as text, and no whitespace between
+    tags (fpdf2 would print it as blank lines)."""
     fragment = html(text) if format is MessageFormat.MARKDOWN else plain_html(text)
-    return _GAP.sub("><", _ANCHOR.sub(_spelled_out, fragment))
+    fragment = _ANCHOR.sub(_spelled_out, _IMAGE.sub(_described, fragment))
+    fragment = _CELL.sub(lambda cell: cell[1] + _TAG.sub("", cell[2]) + cell[3], fragment)
+    return _GAP.sub("><", fragment)
 
 
-_ANCHOR = re.compile(r'<a href="([^"]*)"[^>]*>(.*?)</a>', re.DOTALL)
+_ANCHOR = re.compile(r'<a(?: href="([^"]*)")?[^>]*>(.*?)</a>', re.DOTALL)
+_IMAGE = re.compile(r"<img[^>]*>")
+_ALT = re.compile(r' alt="([^"]*)"')
+_CELL = re.compile(r"(<t[dh](?: [^>]*)?>)(.*?)(</t[dh]>)", re.DOTALL)  # fpdf2 takes text only there
 _GAP = re.compile(r">\s*\n\s*<")
+
+
+def _described(image: re.Match[str]) -> str:
+    alt = _ALT.search(image[0])
+    return alt[1] if alt else ""
 
 
 def _spelled_out(anchor: re.Match[str]) -> str:
     url, inner = anchor[1], anchor[2]
+    if not url:  # a link whose scheme was not allowed: only its text is left
+        return str(inner)
     shown = url.removeprefix("mailto:").removeprefix("tel:")
     return inner if _TAG.sub("", inner) in (url, shown) else f"{inner} ({shown})"
 

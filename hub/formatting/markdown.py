@@ -46,12 +46,26 @@ def _drop(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: A
 
 def _cell(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     """A table cell with `align="…"` instead of an inline style: pages with a strict
-    Content-Security-Policy and mail clients both keep the attribute."""
+    Content-Security-Policy and mail clients both keep the attribute. An empty header cell
+    (the corner of a table whose first column names its rows) is a `td`: a header must
+    name something for screen readers."""
     token = tokens[idx]
     style = str(token.attrs.pop("style", ""))
     if style.startswith("text-align:"):
         token.attrs["align"] = style.removeprefix("text-align:")
+    if token.tag == "th" and _empty(tokens, idx + 1):
+        token.tag = "td"
     return str(renderer.renderToken(tokens, idx, options, env))
+
+
+def _cell_end(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    if _empty(tokens, idx - 1):
+        tokens[idx].tag = "td"
+    return str(renderer.renderToken(tokens, idx, options, env))
+
+
+def _empty(tokens: Sequence[Token], idx: int) -> bool:
+    return tokens[idx].type == "inline" and not tokens[idx].content.strip()
 
 
 def _any_link(url: str) -> bool:
@@ -69,6 +83,7 @@ def _parser() -> MarkdownIt:
     md.add_render_rule("html_inline", _drop)
     md.add_render_rule("th_open", _cell)
     md.add_render_rule("td_open", _cell)
+    md.add_render_rule("th_close", _cell_end)
     return md
 
 
