@@ -18,6 +18,7 @@ import orjson
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub import formatting
 from hub.errors import HubError, InvalidRequest, InvalidToken, NotFound
 from hub.http import (
     Handler,
@@ -87,6 +88,7 @@ class HistoryMessage(BaseModel):
     author: Literal["customer", "bot", "agent", "system"]
     author_name: str | None
     text: str
+    html: str | None  # sanitised HTML of a bot or agent message (Markdown); None: plain text
     created_at: str
     client_id: str | None
     attachments: list[FileOut]
@@ -238,6 +240,7 @@ class WebchatChannel:
                     author=m.author_kind.value,
                     author_name=m.author_name,
                     text=m.text,
+                    html=formatting.message_html(m.text, m.format),
                     created_at=m.created_at.isoformat(),
                     client_id=_client_id(session, m.channel_message_id),
                     attachments=_files(
@@ -425,6 +428,7 @@ class WebchatChannel:
                 "author": m["author"],
                 "author_name": m.get("author_name"),
                 "text": m["text"],
+                "html": m.get("html"),
                 "created_at": m["created_at"],
                 "attachments": [
                     f.model_dump()

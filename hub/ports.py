@@ -32,6 +32,7 @@ from hub.model import (
     KbOutcome,
     KbQuery,
     Message,
+    MessageFormat,
     Role,
 )
 
@@ -55,6 +56,7 @@ class NewMessage:
     delivery_state: DeliveryState = DeliveryState.QUEUED
     attachments: tuple[Attachment, ...] = ()
     choices: tuple[Choice, ...] = ()
+    format: MessageFormat = MessageFormat.PLAIN
 
 
 @dataclass(frozen=True, slots=True)

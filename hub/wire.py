@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from hub.formatting import message_html
 from hub.model import Agent, Attachment, Contact, Conversation, Message
 
 
@@ -45,6 +46,9 @@ class MessageOut(_Out):
     delivery_state: Literal["queued", "sent", "delivered", "failed"]
     created_at: datetime
     choices: list[ChoiceOut]  # quick replies offered with the message (bot questions)
+    # The message as sanitised HTML for display (bot and agent messages are Markdown); None
+    # for plain text (customers), which clients show as escaped text with its line breaks.
+    html: str | None
 
 
 class ContactRef(_Out):
@@ -221,6 +225,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "delivery_state": m.delivery_state.value,
         "created_at": json_time(m.created_at),
         "choices": [{"title": c.title, "payload": c.payload} for c in m.choices],
+        "html": message_html(m.text, m.format),
     }
 
 

@@ -24,6 +24,7 @@ from hub.model import (
     EventKind,
     InboundMessage,
     Message,
+    MessageFormat,
     utcnow,
 )
 from hub.ports import ConversationFilter, NewEvent, NewMessage, Store, UnitOfWork
@@ -281,6 +282,7 @@ def do_agent_reply(
                 author_id=agent_id,
                 author_name=agent.name if agent else None,
                 attachments=attachments,
+                format=MessageFormat.MARKDOWN,
             )
         ]
     )
@@ -349,6 +351,7 @@ def do_bot_turn(uow: UnitOfWork, turn: BotTurn) -> list[Message]:
                 conv.channel,
                 now,
                 choices=tuple(Choice(c["title"], c["payload"]) for c in r.choices),
+                format=MessageFormat.MARKDOWN,
             )
             for r in turn.replies
         ]

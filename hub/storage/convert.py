@@ -30,6 +30,7 @@ from hub.model import (
     KbQuery,
     KbSource,
     Message,
+    MessageFormat,
     Modality,
     Presence,
     Priority,
@@ -156,6 +157,7 @@ def message(row: Row) -> Message:
         delivery_state=DeliveryState(row.delivery_state),
         created_at=row.created_at,
         choices=tuple(Choice(**c) for c in row.choices),
+        format=MessageFormat(row.format),
     )
 
 
@@ -175,6 +177,7 @@ def new_message(message_id: int, new: NewMessage) -> Message:
         delivery_state=new.delivery_state,
         created_at=new.created_at,
         choices=new.choices,
+        format=new.format,
     )
 
 

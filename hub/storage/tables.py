@@ -122,6 +122,10 @@ class MessageRow(SQLModel, table=True):
     delivery_state: str = Field(max_length=16)
     created_at: datetime = _ts()
     choices: list[dict[str, Any]] = _json([])  # quick replies offered with the message
+    # "plain" (customers) or "markdown" (bot, agents): how channels render the text.
+    format: str = Field(
+        default="plain", max_length=16, sa_column_kwargs={"server_default": "plain"}
+    )
 
 
 class EventRow(SQLModel, table=True):

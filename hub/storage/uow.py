@@ -500,6 +500,7 @@ class SqlUnitOfWork:
                 "delivery_state": m.delivery_state.value,
                 "created_at": m.created_at,
                 "choices": _json_items(m.choices),
+                "format": m.format.value,
             }
             for m in messages
         ]

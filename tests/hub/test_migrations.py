@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -29,3 +30,60 @@ def test_migrated_schema_matches_the_tables(
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == [], f"tables and migrations disagree; write a migration: {diff}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_messages_stored_before_formats_existed_get_theirs(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Revision 0006: what the bot and agents wrote is Markdown, what customers wrote plain."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    else:  # the session's database, which other tests may have migrated further
+        url = normalise_database_url(request.getfixturevalue("pg_database"))
+    migrate.upgrade(url, "0005")
+    command.downgrade(migrate.alembic_config(url), "0005")
+    engine = sa.create_engine(url)
+    now = {"now": "2026-12-01 10:00:00+00:00"}
+    with engine.begin() as conn:
+        contact = conn.execute(
+            sa.text(
+                "INSERT INTO contact (display_name, tags, accessibility, created_at)"
+                " VALUES ('Ann', '[]', '{}', :now) RETURNING id"
+            ),
+            now,
+        ).scalar_one()
+        conversation = conn.execute(
+            sa.text(
+                "INSERT INTO conversation (contact_id, channel, inbox, status, priority,"
+                " required_skills, created_at, updated_at)"
+                " VALUES (:contact, 'webchat', 'web', 'bot', 'normal', '[]', :now, :now)"
+                " RETURNING id"
+            ),
+            {"contact": contact, **now},
+        ).scalar_one()
+        for author, direction in (("customer", "inbound"), ("bot", "outbound"),
+                                  ("agent", "outbound")):  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "INSERT INTO message (conversation_id, direction, author_kind, text,"
+                    " attachments, channel, delivery_state, created_at, choices)"
+                    " VALUES (:conversation, :direction, :author, '**hi**', '[]', 'webchat',"
+                    " 'sent', :now, '[]')"
+                ),
+                {"conversation": conversation, "author": author, "direction": direction, **now},
+            )
+    migrate.upgrade(url)
+    with engine.connect() as conn:
+        formats = conn.execute(
+            sa.text(
+                "SELECT author_kind, format FROM message WHERE conversation_id = :c ORDER BY id"
+            ),
+            {"c": conversation},
+        )
+        assert [tuple(r) for r in formats] == [
+            ("customer", "plain"),
+            ("bot", "markdown"),
+            ("agent", "markdown"),
+        ]
+    engine.dispose()

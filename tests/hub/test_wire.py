@@ -6,8 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hub import wire
-from hub.model import Attachment, AuthorKind, Choice, DeliveryState, Direction, Message
+from hub import formatting, wire
+from hub.model import (
+    Attachment,
+    AuthorKind,
+    Choice,
+    DeliveryState,
+    Direction,
+    Message,
+    MessageFormat,
+)
 
 ATTACHMENT = Attachment("photo of the receipt.jpg", "image/jpeg", 48_213, "ab/cd/ef01")
 
@@ -48,6 +56,7 @@ ATTACHMENT = Attachment("photo of the receipt.jpg", "image/jpeg", 48_213, "ab/cd
             choices=(Choice("Refund", "/refund"), Choice("Track", "/track")),
             delivery_state=DeliveryState.FAILED,
             created_at=datetime(2026, 6, 1, 12, 0, 0, 120_000, tzinfo=timezone(timedelta(hours=2))),
+            format=MessageFormat.MARKDOWN,
         ),
     ],
 )
@@ -66,7 +75,28 @@ def test_message_json_is_what_pydantic_makes_of_the_schema(message: Message) -> 
             delivery_state=message.delivery_state.value,
             created_at=message.created_at,
             choices=[wire.ChoiceOut(title=c.title, payload=c.payload) for c in message.choices],
+            html=formatting.message_html(message.text, message.format),
         )
     )
     assert wire.message_json(message) == by_pydantic
     assert wire.dump(wire.message_out(message)) == by_pydantic
+
+
+def test_markdown_messages_carry_html_and_plain_ones_none() -> None:
+    def message(text: str, author: AuthorKind, format: MessageFormat) -> Message:
+        direction = Direction.INBOUND if author is AuthorKind.CUSTOMER else Direction.OUTBOUND
+        return Message(1, 2, direction, author, text, "webchat", format=format)
+
+    text = (
+        "**Forgot password?** See [the guide](https://acme.example/reset) "
+        "<img src=x onerror=alert(1)>"
+    )
+    bot = wire.message_json(message(text, AuthorKind.BOT, MessageFormat.MARKDOWN))
+    assert bot["text"] == text
+    assert bot["html"] == (
+        "<p><strong>Forgot password?</strong> See "
+        '<a href="https://acme.example/reset" target="_blank" rel="noopener noreferrer nofollow">'
+        "the guide</a> </p>"
+    )
+    customer = wire.message_json(message(text, AuthorKind.CUSTOMER, MessageFormat.PLAIN))
+    assert customer["html"] is None and customer["text"] == text
