@@ -24,6 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from telegram import Message as TgMessage
 from telegram import Update
+from telegram.constants import ParseMode
 from telegram.error import Conflict, Forbidden, InvalidToken, TelegramError
 
 from channels.speech import VoskSpeechToText
@@ -142,7 +143,9 @@ class TelegramChannel:
     async def _send_part(self, bot: InboxBot, chat_id: int, part: outbound.Part) -> TgMessage:
         api = bot.app.bot
         if part.kind == "text":
-            return await api.send_message(chat_id, part.text, reply_markup=part.keyboard)
+            return await api.send_message(
+                chat_id, part.text, parse_mode=ParseMode.HTML, reply_markup=part.keyboard
+            )
         assert part.attachment is not None
         data = await self._attachment_bytes(part.attachment)
         if part.kind == "photo":

@@ -22,6 +22,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from hub import formatting
 from hub.model import Attachment, Message
 from hub.ports import ChannelSendError
 
@@ -61,7 +62,7 @@ class Part:
     """One Bot API call of an outbound message: a text chunk or a file."""
 
     kind: Literal["text", "photo", "document"]
-    text: str = ""
+    text: str = ""  # Telegram HTML (parse mode HTML)
     attachment: Attachment | None = None
     keyboard: InlineKeyboardMarkup | None = None
 
@@ -99,10 +100,11 @@ def _button_text(title: str) -> str:
 
 
 def parts(message: Message) -> list[Part]:
-    """The calls that deliver `message`, in order: its text (split at Telegram's limit, the
-    keyboard on the last piece), then each attachment as a photo or a document."""
-    chunks = [message.text[i : i + MAX_TEXT] for i in range(0, len(message.text), MAX_TEXT)]
-    out = [Part("text", chunk) for chunk in chunks if chunk.strip()]
+    """The calls that deliver `message`, in order: its text in Telegram's HTML (parse mode
+    HTML, split at Telegram's limit between blocks, the keyboard on the last piece), then each
+    attachment as a photo or a document."""
+    chunks = formatting.telegram_chunks(message.text, message.format, MAX_TEXT)
+    out = [Part("text", chunk) for chunk in chunks]
     if out and message.choices:
         out[-1] = Part("text", out[-1].text, keyboard=keyboard(message))
     for a in message.attachments:

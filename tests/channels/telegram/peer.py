@@ -12,8 +12,10 @@ Telegram's side of the webhook (POSTing updates with the secret header), serves 
 from __future__ import annotations
 
 import asyncio
+import html.parser
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,7 +276,19 @@ class BotApiPeer:
             return self._pending[:limit]
 
     async def _m_sendMessage(self, call: Call) -> Any:
-        return self._sent(call, text=call.params.get("text", ""))
+        text = str(call.params.get("text", ""))
+        if call.params.get("parse_mode") == "HTML":
+            try:
+                text = telegram_html_text(text)
+            except ValueError as exc:
+                return _error(400, f"Bad Request: can't parse entities: {exc}")
+        elif call.params.get("parse_mode"):
+            return _error(400, "Bad Request: unsupported parse_mode")
+        if not text.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            return _error(400, "Bad Request: message is too long")
+        return self._sent(call, text=text)
 
     async def _m_sendDocument(self, call: Call) -> Any:
         name, mime, data = call.files.get("document", ("file", "application/octet-stream", b""))
@@ -350,6 +364,52 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
         if isinstance(params[key], str):
             params[key] = json.loads(params[key])
     return params, files
+
+
+# The tags Telegram's parse_mode HTML accepts (https://core.telegram.org/bots/api#html-style).
+TELEGRAM_TAGS = frozenset(
+    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+     "tg-emoji", "code", "pre", "blockquote"}
+)  # fmt: skip
+_TELEGRAM_ENTITIES = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+
+class _TelegramHtml(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in TELEGRAM_TAGS:
+            raise ValueError(f'Unsupported start tag "{tag}"')
+        if tag == "a" and not dict(attrs).get("href"):
+            raise ValueError("an <a> tag without href")
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            raise ValueError(f'Unexpected end tag "{tag}"')
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def telegram_html_text(text: str) -> str:
+    """The text Telegram shows for `text` sent with parse_mode HTML, or ValueError where
+    Telegram would refuse it (a tag it does not know, unbalanced tags, a bare "<" or "&")."""
+    for amp in re.finditer("&", text):
+        if not _TELEGRAM_ENTITIES.match(text, amp.start()):
+            raise ValueError(f"unsupported entity at byte offset {amp.start()}")
+    if bare := re.search(r"<(?!/?[a-zA-Z])", text):
+        raise ValueError(f'a bare "<" at byte offset {bare.start()}')
+    parser = _TelegramHtml()
+    parser.feed(text)
+    parser.close()
+    if parser.rawdata or parser.open:  # a "<" that opens no tag, or a tag left open
+        raise ValueError("unclosed start tag")
+    return "".join(parser.text)
 
 
 def _flag(value: Any) -> bool:

@@ -3,17 +3,21 @@ come back as the customer's choice, files, Telegram's flood control and blocked 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import re
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 
 from channels.telegram import TelegramChannel
+from hub.api.app import DEMO_FAQ_TASK
 from tests.channels.telegram import updates as u
 from tests.channels.telegram.conftest import conversation_detail, eventually, only_conversation
-from tests.channels.telegram.peer import BotApiPeer, Call
+from tests.channels.telegram.peer import BotApiPeer, Call, telegram_html_text
 from tests.support import Agent, next_frame
 
 ALEX = {"id": 7010, "is_bot": False, "first_name": "Alex", "language_code": "en"}
@@ -79,6 +83,44 @@ async def test_a_reply_longer_than_telegram_allows_goes_in_pieces(
     calls = await peer.wait_for("sendMessage", count=2)
     assert "".join(c.params["text"] for c in calls) == text
     await delivery(agent, cid, message["id"], "sent")
+
+
+async def test_an_agent_reply_in_markdown_goes_as_telegram_html(
+    ready: TelegramChannel, peer: BotApiPeer, agent: Agent
+) -> None:
+    cid = await customer_conversation(peer, agent, ALEX)
+    text = (
+        "**Express** ships [next day](https://shop.example/express).\n\n"
+        "| Option | Days |\n|---|--:|\n| Standard | 3–5 |\n| Express | 1 |\n\n"
+        "Not <img src=x onerror=alert(1)> [x](javascript:alert(1)) a < b & c\n\n"
+        "<script>alert(1)</script>"
+    )
+    message = await reply(agent, cid, text)
+    [call] = await peer.wait_for("sendMessage")
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["text"] == (
+        '<b>Express</b> ships <a href="https://shop.example/express">next day</a>.\n\n'
+        "<pre>Option    Days\n--------  ----\nStandard   3–5\nExpress      1</pre>\n\n"
+        "Not  x a &lt; b &amp; c"
+    )
+    await delivery(agent, cid, message["id"], "sent")  # Telegram could parse it
+
+
+@pytest.mark.parametrize("bot_inboxes", [{"support": {"enabled": True}}])
+async def test_a_bot_answer_goes_as_telegram_html_without_raw_markdown(
+    ready: TelegramChannel, peer: BotApiPeer, agent: Agent, hub: TestClient[Any, Any]
+) -> None:
+    await asyncio.shield(hub.app[DEMO_FAQ_TASK])  # the FAQ is in and indexed
+    await peer.post_webhook(u.text(ALEX, "How long does delivery take?"))
+    [call] = await peer.wait_for("sendMessage")
+    assert call.params["parse_mode"] == "HTML"
+    tags = set(re.findall(r"</?([a-z-]+)", call.params["text"]))
+    assert tags <= {"b", "i", "u", "s", "code", "pre", "a"}, tags
+    assert re.search(
+        r'<a href="http[^"]*/help/articles/en-shipping-times">', call.params["text"]
+    ), call.params["text"]
+    shown = telegram_html_text(call.params["text"])  # what the user sees
+    assert "**" not in shown and "|---" not in shown and "](" not in shown, shown
 
 
 @pytest.mark.parametrize("bot_inboxes", [{"support": {"enabled": True}}])
