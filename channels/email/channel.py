@@ -19,7 +19,15 @@ from channels.email.parsing import MailHead, parse_head
 from channels.email.sending import OutgoingFile, Reply, build_mail, deliver
 from channels.email.threading import ThreadTokens, reply_subject
 from hub.errors import HubError
-from hub.model import AuthorKind, Contact, Conversation, DeliveryState, Direction, Message
+from hub.model import (
+    AuthorKind,
+    Contact,
+    Conversation,
+    DeliveryState,
+    Direction,
+    Message,
+    MessageFormat,
+)
 from hub.ports import ChannelContext, ChannelSendError, SendResult, UnitOfWork
 
 if TYPE_CHECKING:
@@ -122,11 +130,11 @@ class EmailChannel:
             to, extra = await self.fax.reply_route(opts, contact, message, token)
             files = [*extra, *files]
             subject = f"Fax {token}"
-            text = self.fax.cover_text(message)
+            text, text_format = self.fax.cover_text(message), MessageFormat.PLAIN
         else:
             to = (head.reply_address if head else "") or _email_of(contact)
             subject = reply_subject(head.subject if head else "", token)
-            text = message.text
+            text, text_format = message.text, message.format
         if not to or to == UNKNOWN_SENDER:
             raise ChannelSendError("the contact has no email address", retryable=False)
         mail = build_mail(
@@ -139,6 +147,7 @@ class EmailChannel:
                 in_reply_to=head.message_id if head else None,
                 references=references,
                 files=tuple(files),
+                format=text_format,
                 automatic=message.author_kind is AuthorKind.BOT,
             ),
         )

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import phonenumbers
 import pypdfium2 as pdfium
 import pytesseract
-from fpdf import FPDF
 from PIL import Image, ImageSequence
 
+from channels.email.fax_pdf import render_pdf
 from channels.email.intake import MailIntake, mail_key
 from channels.email.options import EmailOptions, FaxOptions, InboxOptions
 from channels.email.parsing import MailPart, ParsedMail
@@ -150,23 +150,6 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def render_pdf(text: str, font_path: str, heading: str) -> bytes:
-    """The reply as a PDF page (or more) with a font that has Chinese glyphs."""
-    pdf = FPDF(format="A4")
-    pdf.set_margins(20, 20, 20)
-    pdf.add_page()
-    pdf.add_font("cjk", fname=font_path, collection_font_number=_SC_INDEX)
-    pdf.set_font("cjk", size=14)
-    pdf.multi_cell(0, 8, heading)
-    pdf.ln(4)
-    pdf.set_font("cjk", size=12)
-    pdf.multi_cell(0, 7, text)
-    return bytes(pdf.output())
-
-
-_SC_INDEX = 2  # Simplified Chinese in Noto Sans CJK's collection (JP, KR, SC, TC, HK)
-
-
 class FaxDesk:
     """The fax side of the email channel."""
 
@@ -270,7 +253,7 @@ class FaxDesk:
         loop = asyncio.get_running_loop()
         try:
             pdf = await loop.run_in_executor(
-                self.pool, render_pdf, message.text, opts.fax.reply_font, heading
+                self.pool, render_pdf, message.text, opts.fax.reply_font, heading, message.format
             )
         except Exception as exc:  # fpdf2 on a font or text it cannot handle
             raise ChannelSendError(

@@ -7,7 +7,6 @@ shown to the agent.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -17,6 +16,8 @@ from email.utils import formatdate
 import aiosmtplib
 
 from channels.email.options import InboxOptions, SmtpOptions
+from hub import formatting
+from hub.model import MessageFormat
 from hub.ports import ChannelSendError
 
 
@@ -39,17 +40,8 @@ class Reply:
     references: tuple[str, ...] = ()
     files: tuple[OutgoingFile, ...] = ()
     html: bool = True  # add an HTML alternative of the text
+    format: MessageFormat = MessageFormat.PLAIN  # Markdown becomes text and HTML parts
     automatic: bool = False  # written by the bot, not a person
-
-
-def text_to_html(text: str) -> str:
-    """The text as simple HTML: paragraphs at blank lines, line breaks kept, all escaped."""
-    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
-    body = "".join(
-        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
-        for p in paragraphs
-    )
-    return f'<!doctype html><html><body style="font-family:sans-serif">{body}</body></html>'
 
 
 def build_mail(inbox: InboxOptions, reply: Reply) -> EmailMessage:
@@ -68,9 +60,9 @@ def build_mail(inbox: InboxOptions, reply: Reply) -> EmailMessage:
         # RFC 3834: the bot's answers are automatic; auto-responders must not answer them.
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(reply.text)
+    msg.set_content(formatting.email_text(reply.text, reply.format))
     if reply.html:
-        msg.add_alternative(text_to_html(reply.text), subtype="html")
+        msg.add_alternative(formatting.email_html(reply.text, reply.format), subtype="html")
     for f in reply.files:
         maintype, _, subtype = f.content_type.partition("/")
         msg.add_attachment(
