@@ -5,6 +5,7 @@ real search index."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -350,6 +351,26 @@ async def test_help_center_shows_published_articles_as_safe_html(
         ) as r:
             limited += r.status == 429
     assert limited > 0, "a flood of feedback from one address is limited"
+
+
+async def test_the_demo_faqs_delivery_table_is_a_real_table(
+    staff: Staff, http: aiohttp.ClientSession
+) -> None:
+    """Issue 18: the table ran into one paragraph of pipes on the help center and preview."""
+    demo = Path(__file__).parents[2] / "hub" / "demo" / "faq.jsonl"
+    faq = [json.loads(line) for line in demo.read_text().splitlines()]
+    shipping = next(a for a in faq if a["id"] == "en-shipping-times")
+    editor = await staff("editor")
+    await create(editor, id="shipping", title=shipping["title"], body=shipping["body"])
+    await publish(editor, "shipping")
+    async with http.get(editor.base + "/api/help/articles/shipping") as r:
+        assert r.status == 200
+        html = (await r.json())["body_html"]
+    assert "|" not in html
+    assert "<th>Delivery</th>" in html and "<th>Cost</th>" in html
+    assert "<tr>\n<td>Express</td>\n<td>next working day</td>\n<td>9.90 €</td>\n</tr>" in html
+    _, staff_view = await editor.get("/api/kb/articles/shipping")  # what the KB preview shows
+    assert staff_view["body_html"] == html
 
 
 # --- gaps and synonyms --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from tests.conftest import LiveHub
 from tests.web import test_browser as shared
 from tests.web import test_widget_bot
+from tests.web.accessibility import assert_accessible
 
 expect = shared.expect
 
@@ -74,3 +75,19 @@ def test_help_center_in_chinese(bot_hub: LiveHub, open_page) -> None:
 
     page.get_by_test_id("help-lang").click()  # back to English, remembered for next time
     expect(page.get_by_test_id("help-search")).to_have_attribute("placeholder", "Ask a question…")
+
+
+def test_the_delivery_table_is_a_real_table(bot_hub: LiveHub, open_page) -> None:
+    """Issue 18: the demo FAQ's table ran into one paragraph of pipes."""
+    page = open_page()
+    page.goto(bot_hub.url + "/help/articles/en-shipping-times")
+    article = page.get_by_test_id("help-article")
+    table = article.locator("table")
+    expect(table).to_be_visible()
+    expect(table.get_by_role("columnheader")).to_have_text(["Delivery", "Cost"])
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.locator("tbody tr").last.locator("td")).to_have_text(
+        ["Express", "next working day", "9.90 €"]
+    )
+    assert "|" not in article.inner_text()
+    assert_accessible(page)

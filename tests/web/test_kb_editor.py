@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import ROOT, HubProcess
 from tests.web import test_browser as shared
+from tests.web.accessibility import assert_accessible
 
 Page = shared.Page
 expect = shared.expect
@@ -339,3 +340,17 @@ def test_concurrent_save_offers_reload(kb_hub, open_page) -> None:
     expect(second.get_by_test_id("f-body")).to_have_value("We open at 11:00 on public holidays.")
     expect(second.get_by_test_id("editor-version")).to_have_text("Version 2")
     expect(notice(second)).to_have_text("Reloaded the latest version.")
+
+
+def test_preview_shows_the_demo_faqs_table(kb_hub, open_page) -> None:
+    """Issue 18: the delivery table ran into one paragraph of pipes in the preview."""
+    page = editor_page(kb_hub, open_page)
+    page.locator('[data-testid="article-row"][data-article-id="en-shipping-times"]').click()
+    expect(page.get_by_test_id("f-title")).to_have_value("Shipping times and costs")
+    table = page.get_by_test_id("preview").locator("table")
+    expect(table.get_by_role("columnheader")).to_have_text(["Delivery", "Cost"])
+    expect(table.locator("tbody tr").first.locator("td")).to_have_text(
+        ["Standard", "3–5 working days", "free over 50 €"]
+    )
+    assert "|" not in page.get_by_test_id("preview").inner_text()
+    assert_accessible(page, '[data-testid="preview"]')
