@@ -183,6 +183,8 @@ class Message:
     delivery_state: DeliveryState = DeliveryState.QUEUED
     created_at: datetime = field(default_factory=utcnow)
     choices: tuple[Choice, ...] = ()
+    # Why the message is `failed` (e.g. the relay's "550 5.1.1 ... User unknown"); else None.
+    delivery_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

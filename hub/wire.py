@@ -45,6 +45,7 @@ class MessageOut(_Out):
     delivery_state: Literal["queued", "sent", "delivered", "failed"]
     created_at: datetime
     choices: list[ChoiceOut]  # quick replies offered with the message (bot questions)
+    delivery_error: str | None  # why it is `failed` (e.g. "550 5.1.1 ... User unknown"); else null
 
 
 class ContactRef(_Out):
@@ -221,6 +222,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "delivery_state": m.delivery_state.value,
         "created_at": json_time(m.created_at),
         "choices": [{"title": c.title, "payload": c.payload} for c in m.choices],
+        "delivery_error": m.delivery_error,
     }
 
 

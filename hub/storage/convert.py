@@ -156,6 +156,7 @@ def message(row: Row) -> Message:
         delivery_state=DeliveryState(row.delivery_state),
         created_at=row.created_at,
         choices=tuple(Choice(**c) for c in row.choices),
+        delivery_error=row.delivery_error,
     )
 
 
