@@ -285,9 +285,11 @@ class Outbox:
                 f"gave up after {attempts} attempts in {duration_text(policy.lifetime)}: {reason}",
             )
             return False
+        later = SendSchedule(attempts, at, queued_at, reason)
+        await self.store.write(lambda uow: uow.save_send_schedule(message.id, later))
         log.warning(
             "sending message %d (conversation %d, %s) failed, attempt %d: %s; next attempt in"
-            " %.1f s",
+            " %.3g s",
             message.id,
             message.conversation_id,
             message.channel,
@@ -295,8 +297,6 @@ class Outbox:
             reason,
             (at - now).total_seconds(),
         )
-        later = SendSchedule(attempts, at, queued_at, reason)
-        await self.store.write(lambda uow: uow.save_send_schedule(message.id, later))
         self._later(PendingSend(message, later))
         return True
 
