@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from hub.api import create_app
 from hub.api.keys import OUTBOX, STORE
@@ -31,6 +32,8 @@ from tests.channels.email.conftest import (
     inbox_options,
 )
 from tests.channels.email.relay import Relay, until
+from tests.channels.email.test_delivery import GuardedPeer
+from tests.channels.email.test_delivery import _self_signed as self_signed
 from tests.support import Agent, free_port, next_frame
 
 OUTBOX_LOG = "hub.services.outbox"
@@ -333,3 +336,52 @@ async def test_a_reply_whose_lifetime_ran_out_while_the_hub_was_down_fails_on_st
         assert any(reason in e for e in outbox_records(caplog, logging.ERROR))
     finally:
         await relay.stop()
+
+
+class LockedAccountPeer(GuardedPeer):
+    """A relay that refuses the hub's login (535) until its admin unlocks the account."""
+
+    def __init__(self, cert: Path, key: Path):
+        super().__init__(cert, key)
+        self.locked = True
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.logins.append((data.login, data.password))
+        # handled=False: aiosmtpd answers the refusal itself (535 5.7.8).
+        return AuthResult(success=not self.locked, handled=not self.locked)
+
+
+async def test_a_refused_login_is_retried_until_the_account_works(
+    start_email_hub: Any, tmp_path: Path
+) -> None:
+    """Our own credentials, not the reply, are at fault: like Postfix, keep the mail queued."""
+    cert, key = self_signed(tmp_path)
+    peer = LockedAccountPeer(cert, key)
+    await peer.start()
+    try:
+        options = inbox_options(free_port(), peer.port)
+        options["smtp"] = {
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "security": "starttls",
+            "username": "hub",
+            "password": "s3cret",
+            "ca_file": str(cert),
+        }
+        settings = email_settings(
+            tmp_path, {INBOX: options}, outbox_retry={"email": {"max_retry": 0.2}}
+        )
+        hub: EmailHub = await start_email_hub(settings)
+        conv_id = await conversation(hub)
+        reply = (await hub.reply(conv_id, "Your parcel is at the depot."))["message"]
+        await until(lambda: len(peer.logins) >= 2)
+        assert (await message(hub, conv_id, reply["id"]))["delivery_state"] == "queued"
+        peer.locked = False
+        received = await peer.next()
+        assert received.rcpt_tos == ["alice@example.com"]
+        await hub.settle()
+        assert (await message(hub, conv_id, reply["id"]))["delivery_state"] == "sent"
+    finally:
+        await peer.stop()
