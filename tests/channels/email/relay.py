@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -66,3 +68,15 @@ async def until(check: Callable[[], Awaitable[object] | object], timeout: float 
             if await result if isinstance(result, Awaitable) else result:
                 return
             await asyncio.sleep(0.02)
+
+
+def starttls_login(port: int, ca_file: Path) -> dict[str, Any]:
+    """An inbox's `smtp` options for a relay that takes mail over STARTTLS from user `hub`."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "starttls",
+        "username": "hub",
+        "password": "s3cret",
+        "ca_file": str(ca_file),
+    }

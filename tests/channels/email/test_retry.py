@@ -31,7 +31,7 @@ from tests.channels.email.conftest import (
     email_settings,
     inbox_options,
 )
-from tests.channels.email.relay import Relay, until
+from tests.channels.email.relay import Relay, starttls_login, until
 from tests.channels.email.test_delivery import GuardedPeer
 from tests.channels.email.test_delivery import _self_signed as self_signed
 from tests.support import Agent, free_port, next_frame
@@ -87,6 +87,18 @@ async def delivery_events(hub: EmailHub, conversation_id: int) -> list[dict[str,
     return [dict(e.payload) for e in events if e.kind is EventKind.MESSAGE_DELIVERY]
 
 
+def delivery_frame(message_id: int, state: str | None = None) -> Callable[[dict[str, Any]], bool]:
+    """Matches the live `message.delivery` event of a message (in `state`, when given)."""
+
+    def match(frame: dict[str, Any]) -> bool:
+        if frame.get("kind") != "message.delivery":
+            return False
+        changed = frame["data"]["message"]
+        return bool(changed["id"] == message_id and state in (None, changed["delivery_state"]))
+
+    return match
+
+
 def outbox_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == OUTBOX_LOG and r.levelno == level]
 
@@ -139,13 +151,7 @@ async def test_an_unknown_recipient_fails_at_once_with_the_relays_words(
         events = await hub.agent.events()
         try:
             reply = (await hub.reply(conv_id, "Here is your answer."))["message"]
-            live = await next_frame(
-                events,
-                lambda f: (
-                    f.get("kind") == "message.delivery"
-                    and f["data"]["message"]["id"] == reply["id"]
-                ),
-            )
+            live = await next_frame(events, delivery_frame(reply["id"]))
         finally:
             await events.close()
         await hub.settle()
@@ -216,22 +222,9 @@ async def test_an_agent_resends_a_failed_reply(
                 "queued",
                 None,
             )
-            queued = await next_frame(
-                events,
-                lambda f: (
-                    f.get("kind") == "message.delivery"
-                    and f["data"]["message"]["delivery_state"] == "queued"
-                ),
-            )
-            assert queued["data"]["message"]["id"] == reply["id"]
+            await next_frame(events, delivery_frame(reply["id"], "queued"))
             received = await relay.next()
-            await next_frame(
-                events,
-                lambda f: (
-                    f.get("kind") == "message.delivery"
-                    and f["data"]["message"]["delivery_state"] == "sent"
-                ),
-            )
+            await next_frame(events, delivery_frame(reply["id"], "sent"))
         finally:
             await events.close()
         body_part = received.message.get_body(("plain",))
@@ -362,14 +355,7 @@ async def test_a_refused_login_is_retried_until_the_account_works(
     await peer.start()
     try:
         options = inbox_options(free_port(), peer.port)
-        options["smtp"] = {
-            "host": "127.0.0.1",
-            "port": peer.port,
-            "security": "starttls",
-            "username": "hub",
-            "password": "s3cret",
-            "ca_file": str(cert),
-        }
+        options["smtp"] = starttls_login(peer.port, cert)
         settings = email_settings(
             tmp_path, {INBOX: options}, outbox_retry={"email": {"max_retry": 0.2}}
         )
