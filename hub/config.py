@@ -6,10 +6,11 @@ A wrong value stops start-up with a ConfigError that names the setting (and its 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +23,28 @@ from hub.inboxes import DEFAULT_INBOX_BOT, InboxBot
 
 ENV_PREFIX = "OMNIHUB_"
 M = TypeVar("M", bound=BaseModel)
+
+
+class RetryRule(BaseModel):
+    """One row of the outbox's retry table (`outbox_retry`): a field left out keeps the
+    channel's default. Durations are seconds or ISO 8601 ("P2D", "PT30M")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    first_retry: timedelta | None = Field(None, gt=timedelta(0))  # the first wait
+    max_retry: timedelta | None = Field(None, gt=timedelta(0))  # the longest wait
+    lifetime: timedelta | None = Field(None, gt=timedelta(0))  # then the message fails
+
+
+# Like a mail server: waits double up to 30 minutes; email keeps trying for two days,
+# Telegram for a day (an older chat reply is stale); "*" is every other channel. Web chat
+# sends only fail when the hub itself is wrong, so a short lifetime surfaces that soon.
+OUTBOX_RETRY_DEFAULTS: dict[str, RetryRule] = {
+    "*": RetryRule(max_retry=timedelta(minutes=30), lifetime=timedelta(hours=24)),
+    "email": RetryRule(lifetime=timedelta(days=2)),
+    "fax": RetryRule(lifetime=timedelta(days=2)),  # faxes go out through the email gateway
+    "telegram": RetryRule(lifetime=timedelta(hours=24)),
+    "webchat": RetryRule(lifetime=timedelta(hours=1)),
+}
 
 
 class Settings(BaseSettings):
@@ -69,8 +92,12 @@ class Settings(BaseSettings):
     # (validated by the channel): {"telegram": {"inboxes": {"support": {"token": "…"}}}}.
     # A channel named here is enabled; web chat always is.
     channels: dict[str, dict[str, Any]] = {}
-    # The outbox's first retry of a failed send (seconds); each next retry waits twice as long.
+    # The outbox's first retry of a failed send (seconds); each next retry waits twice as long,
+    # up to the channel's `max_retry` in `outbox_retry`.
     outbox_retry_seconds: float = Field(1.0, gt=0, le=3600)
+    # Per-channel retry rules over OUTBOX_RETRY_DEFAULTS, by channel name or "*":
+    # {"email": {"lifetime": "P3D"}, "*": {"max_retry": 600}} (docs/email.md, Delivery).
+    outbox_retry: dict[str, RetryRule] = {}
     # Largest attachment accepted on any channel or agent upload (bytes).
     max_attachment_bytes: int = Field(25 * 1024**2, ge=1024, le=1024**3)
     # Skill-based routing (docs/routing.md): a policy file (YAML or JSON) turns it on; the
@@ -104,6 +131,20 @@ class Settings(BaseSettings):
     def bot_anywhere(self) -> bool:
         """Whether the bot is on for any inbox (else the hub does not run it at all)."""
         return self.bot_enabled or any(r.enabled for r in self.bot_inboxes.values())
+
+    def outbox_retry_rule(self, channel: str) -> RetryRule:
+        """The retry rule for `channel`, every field set: the configured row for the channel
+        over the configured "*" row over the channel's default over the "*" default."""
+        merged: dict[str, object] = {"first_retry": timedelta(seconds=self.outbox_retry_seconds)}
+        for rule in (
+            OUTBOX_RETRY_DEFAULTS["*"],
+            OUTBOX_RETRY_DEFAULTS.get(channel),
+            self.outbox_retry.get("*"),
+            self.outbox_retry.get(channel),
+        ):
+            if rule is not None:
+                merged.update(rule.model_dump(exclude_none=True))
+        return RetryRule.model_validate(merged)
 
     @property
     def effective_public_url(self) -> str:

@@ -192,6 +192,8 @@ class Message:
     created_at: datetime = field(default_factory=utcnow)
     choices: tuple[Choice, ...] = ()
     format: MessageFormat = MessageFormat.PLAIN
+    # Why the message is `failed` (e.g. the relay's "550 5.1.1 ... User unknown"); else None.
+    delivery_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

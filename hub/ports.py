@@ -60,6 +60,25 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SendSchedule:
+    """Where the outbox stands with an outbound message it has not sent yet (stored, so a
+    restart resumes the backoff instead of starting over)."""
+
+    attempts: int  # failed attempts so far
+    next_attempt_at: datetime
+    queued_at: datetime  # the retry lifetime counts from here: stored, or resent by an agent
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSend:
+    """A `queued` outbound message and its schedule (None: never tried yet)."""
+
+    message: Message
+    schedule: SendSchedule | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to append to the log; the store assigns its id and time."""
 
@@ -180,7 +199,22 @@ class UnitOfWork(Protocol):
         message, e.g. an email Message-ID) is kept when given."""
         ...
 
-    def undelivered_outbound(self, limit: int = 500) -> list[Message]: ...
+    def pending_sends(self, after_id: int = 0, limit: int = 500) -> list[PendingSend]:
+        """`queued` outbound messages with ids above `after_id`, by id, with their schedule."""
+        ...
+
+    def save_send_schedule(self, message_id: int, schedule: SendSchedule | None) -> None:
+        """Store where the outbox stands with a message; None forgets it (sent or failed)."""
+        ...
+
+    def fail_delivery(self, message_id: int, error: str) -> Message | None:
+        """Mark the message `failed` for good with the reason an agent reads."""
+        ...
+
+    def requeue_delivery(self, message_id: int, queued_at: datetime) -> Message | None:
+        """A failed message becomes `queued` again (no error) with a fresh schedule."""
+        ...
+
     def events(self, conversation_id: int) -> list[Event]: ...
 
     # agents and sessions

@@ -49,6 +49,7 @@ class MessageOut(_Out):
     # The message as sanitised HTML for display (bot and agent messages are Markdown); None
     # for plain text (customers), which clients show as escaped text with its line breaks.
     html: str | None
+    delivery_error: str | None  # why it is `failed` (e.g. "550 5.1.1 ... User unknown"); else null
 
 
 class ContactRef(_Out):
@@ -226,6 +227,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "created_at": json_time(m.created_at),
         "choices": [{"title": c.title, "payload": c.payload} for c in m.choices],
         "html": message_html(m.text, m.format),
+        "delivery_error": m.delivery_error,
     }
 
 

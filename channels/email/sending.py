@@ -98,6 +98,13 @@ async def deliver(
         raise ChannelSendError(
             f"recipient refused: {detail}", retryable=all(400 <= c < 500 for c in codes)
         ) from None
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        # The hub's own credentials, not this mail: retried until an admin mends them (as
+        # Postfix defers on a failed SASL login), rather than failing every reply meanwhile.
+        raise ChannelSendError(
+            f"SMTP server {smtp.host} refused the login: {exc.code} {exc.message}",
+            retryable=True,
+        ) from None
     except aiosmtplib.SMTPResponseException as exc:
         raise ChannelSendError(
             f"SMTP server {smtp.host} answered {exc.code} {exc.message}",

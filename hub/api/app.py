@@ -14,7 +14,7 @@ import aiohttp_cors
 from aiohttp import web
 
 from bot import DecisionPolicy, FrontLineBot, say_in
-from channels import channel_class
+from channels import REGISTRY, channel_class
 from hub.api import (
     agent_ws,
     attachments,
@@ -42,7 +42,7 @@ from hub.api.keys import (
     SETTINGS,
     STORE,
 )
-from hub.config import Settings
+from hub.config import ENV_PREFIX, OUTBOX_RETRY_DEFAULTS, Settings
 from hub.errors import ConfigError, HubError
 from hub.events import LocalBus, RedisBus
 from hub.http import HttpChannel, endpoints_of, error_middleware, routes
@@ -55,6 +55,7 @@ from hub.services.bot_runner import ArticleKnowledge, BotRunner
 from hub.services.conversations import ConversationService
 from hub.services.kb_index import IndexKeeper
 from hub.services.outbox import Outbox
+from hub.services.retry import RetryPolicy
 from hub.services.router import RoutingService
 from hub.storage import SqlStore, migrate
 from hub.storage.files import FileAttachmentStore
@@ -127,7 +128,7 @@ def create_app(settings: Settings) -> web.Application:
     # An adapter may deliver for more channel names than its own (`sends_for`: email sends
     # the replies to fax contacts through the fax gateway).
     senders = {alias: ch for ch in channels.values() for alias in getattr(ch, "sends_for", ())}
-    outbox = Outbox(store, {**senders, **channels}, base_delay=settings.outbox_retry_seconds)
+    outbox = Outbox(store, {**senders, **channels}, _retry_policies(settings, senders, channels))
     service.on_outbound = outbox.submit
     app[OUTBOX] = outbox
     app[AGENT_SOCKETS] = set()
@@ -171,6 +172,28 @@ def create_app(settings: Settings) -> web.Application:
         app.on_startup.append(_seed_demo)
         app.on_shutdown.append(_stop_demo_seed)
     return app
+
+
+def _retry_policies(
+    settings: Settings, senders: dict[str, Channel], channels: dict[str, Channel]
+) -> Callable[[str], RetryPolicy]:
+    """The outbox's retry policy per channel (`outbox_retry`); a row for a channel nobody
+    knows is a typo that would silently not apply, so it stops start-up."""
+    known = {*OUTBOX_RETRY_DEFAULTS, *REGISTRY, *senders, *channels}
+    unknown = sorted(set(settings.outbox_retry) - known)
+    if unknown:
+        raise ConfigError(
+            f"outbox_retry ({ENV_PREFIX}OUTBOX_RETRY): unknown channel {', '.join(unknown)};"
+            f" use one of {', '.join(sorted(known))}"
+        )
+
+    @functools.cache
+    def policy(channel: str) -> RetryPolicy:
+        rule = settings.outbox_retry_rule(channel)
+        assert rule.first_retry and rule.max_retry and rule.lifetime
+        return RetryPolicy(rule.first_retry, rule.max_retry, rule.lifetime)
+
+    return policy
 
 
 def _routing_service(

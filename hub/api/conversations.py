@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.attachments import MAX_REPLY_ATTACHMENTS, AttachmentRef, stored_attachments
 from hub.api.auth import current_session
-from hub.api.keys import ATTACHMENTS, CONVERSATIONS
+from hub.api.keys import ATTACHMENTS, CONVERSATIONS, OUTBOX
 from hub.errors import InvalidRequest
 from hub.http import Handler, endpoint, json_response, path_id, read_json, read_query
 from hub.model import ConversationStatus
@@ -145,6 +145,26 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 @endpoint(
     "POST",
+    "/api/conversations/{id}/messages/{message_id}/resend",
+    "Send a failed reply again (queued now, retried for the channel's lifetime)",
+    tags=("conversations",),
+    body=Empty,
+    response=MessageResponse,
+    status=202,
+    errors=(400, 401, 403, 404, 409),
+    auth="agent",
+)
+async def resend_message(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    conv_id = _conversation_id(request)
+    message_id = path_id(request, "a message id", "message_id")
+    await read_json(request, Empty)
+    msg = await request.app[OUTBOX].resend(conv_id, message_id, session.agent.id)
+    return json_response({"message": message_json(msg)}, status=202)
+
+
+@endpoint(
+    "POST",
     "/api/conversations/{id}/assign",
     "Assign to an agent (default: yourself)",
     tags=("conversations",),
@@ -194,6 +214,7 @@ HANDLERS: list[Handler] = [
     list_conversations,
     get_conversation,
     post_message,
+    resend_message,
     assign,
     resolve,
     reopen,

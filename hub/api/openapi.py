@@ -16,6 +16,7 @@ from hub.http import Endpoint, Handler, endpoint, json_response
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
+    202: "Accepted",
     204: "No content",
     400: "Bad request",
     401: "Not signed in or bad token",

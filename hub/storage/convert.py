@@ -158,6 +158,7 @@ def message(row: Row) -> Message:
         created_at=row.created_at,
         choices=tuple(Choice(**c) for c in row.choices),
         format=MessageFormat(row.format),
+        delivery_error=row.delivery_error,
     )
 
 

@@ -126,6 +126,20 @@ class MessageRow(SQLModel, table=True):
     format: str = Field(
         default="plain", max_length=16, sa_column_kwargs={"server_default": "plain"}
     )
+    # Why the message is `failed` (shown to the agent); None otherwise.
+    delivery_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+
+
+class OutboxScheduleRow(SQLModel, table=True):
+    """Where the outbox stands with an outbound message it could not send yet: a row only for
+    messages that failed an attempt (or were resent), so a restart resumes their backoff."""
+
+    __tablename__ = "outbox_schedule"
+    message_id: int = Field(foreign_key="message.id", primary_key=True)
+    attempts: int  # failed attempts so far
+    next_attempt_at: datetime = _ts()
+    queued_at: datetime = _ts()  # the lifetime counts from here (stored, or resent)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
 class EventRow(SQLModel, table=True):

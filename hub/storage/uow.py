@@ -40,6 +40,8 @@ from hub.ports import (
     ConversationFilter,
     NewEvent,
     NewMessage,
+    PendingSend,
+    SendSchedule,
     WebchatSession,
 )
 from hub.storage import convert
@@ -57,6 +59,7 @@ from hub.storage.tables import (
     KbQueryRow,
     KbSynonymRow,
     MessageRow,
+    OutboxScheduleRow,
     RoutingPolicyRow,
     WebchatSessionRow,
 )
@@ -532,17 +535,72 @@ class SqlUnitOfWork:
         self.session.flush()
         return convert.message(row)
 
-    def undelivered_outbound(self, limit: int = 500) -> list[Message]:
+    def pending_sends(self, after_id: int = 0, limit: int = 500) -> list[PendingSend]:
         rows = self.session.exec(
-            select(MessageRow)
+            select(MessageRow, OutboxScheduleRow)
+            .join(
+                OutboxScheduleRow,
+                col(OutboxScheduleRow.message_id) == col(MessageRow.id),
+                isouter=True,
+            )
             .where(
                 MessageRow.direction == Direction.OUTBOUND.value,
                 MessageRow.delivery_state == DeliveryState.QUEUED.value,
+                col(MessageRow.id) > after_id,
             )
             .order_by(col(MessageRow.id))
             .limit(limit)
         )
-        return [convert.message(r) for r in rows]
+        return [
+            PendingSend(
+                convert.message(m),
+                None
+                if s is None
+                else SendSchedule(s.attempts, s.next_attempt_at, s.queued_at, s.last_error),
+            )
+            for m, s in rows
+        ]
+
+    def save_send_schedule(self, message_id: int, schedule: SendSchedule | None) -> None:
+        row = self.session.get(OutboxScheduleRow, message_id)
+        if schedule is None:
+            if row is not None:
+                self.session.delete(row)
+                self.session.flush()
+            return
+        if row is None:
+            row = OutboxScheduleRow(
+                message_id=message_id,
+                attempts=schedule.attempts,
+                next_attempt_at=schedule.next_attempt_at,
+                queued_at=schedule.queued_at,
+            )
+        row.attempts = schedule.attempts
+        row.next_attempt_at = schedule.next_attempt_at
+        row.queued_at = schedule.queued_at
+        row.last_error = schedule.last_error
+        self.session.add(row)
+        self.session.flush()
+
+    def fail_delivery(self, message_id: int, error: str) -> Message | None:
+        self.save_send_schedule(message_id, None)
+        row = self.session.get(MessageRow, message_id)
+        if row is None:
+            return None
+        row.delivery_state = DeliveryState.FAILED.value
+        row.delivery_error = error
+        self.session.flush()
+        return convert.message(row)
+
+    def requeue_delivery(self, message_id: int, queued_at: datetime) -> Message | None:
+        row = self.session.get(MessageRow, message_id)
+        if row is None:
+            return None
+        row.delivery_state = DeliveryState.QUEUED.value
+        row.delivery_error = None
+        self.save_send_schedule(message_id, SendSchedule(0, queued_at, queued_at))
+        self.session.flush()
+        return convert.message(row)
 
     def events(self, conversation_id: int) -> list[Event]:
         rows = self.session.exec(

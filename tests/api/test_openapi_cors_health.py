@@ -45,6 +45,13 @@ async def test_openapi_document_is_valid_and_complete(
     assert path_param("/api/kb/articles/{id}/versions/{n}", "get", "n") == {"type": "integer"}
     assert path_param("/api/help/articles/{id}", "get", "id") == {"type": "string"}
 
+    resend = paths["/api/conversations/{id}/messages/{message_id}/resend"]["post"]
+    assert {"202", "404", "409"} <= set(resend["responses"])
+    assert path_param(
+        "/api/conversations/{id}/messages/{message_id}/resend", "post", "message_id"
+    ) == {"type": "integer"}
+    assert "delivery_error" in spec["components"]["schemas"]["MessageOut"]["required"]
+
 
 async def test_widget_endpoints_allow_cross_origin_calls(
     http: aiohttp.ClientSession, base_url: str

@@ -55,6 +55,7 @@ ATTACHMENT = Attachment("photo of the receipt.jpg", "image/jpeg", 48_213, "ab/cd
             "telegram",
             choices=(Choice("Refund", "/refund"), Choice("Track", "/track")),
             delivery_state=DeliveryState.FAILED,
+            delivery_error="Telegram refused the message: Bad Request: chat not found",
             created_at=datetime(2026, 6, 1, 12, 0, 0, 120_000, tzinfo=timezone(timedelta(hours=2))),
             format=MessageFormat.MARKDOWN,
         ),
@@ -76,6 +77,7 @@ def test_message_json_is_what_pydantic_makes_of_the_schema(message: Message) -> 
             created_at=message.created_at,
             choices=[wire.ChoiceOut(title=c.title, payload=c.payload) for c in message.choices],
             html=formatting.message_html(message.text, message.format),
+            delivery_error=message.delivery_error,
         )
     )
     assert wire.message_json(message) == by_pydantic

@@ -22,6 +22,7 @@ from tests.channels.email.conftest import (
     email_settings,
     inbox_options,
 )
+from tests.channels.email.relay import starttls_login
 from tests.support import free_port
 
 
@@ -172,14 +173,7 @@ async def test_replies_use_starttls_and_authentication(
     peer = await GuardedPeer(cert, key).start()
     try:
         options = inbox_options(free_port(), peer.port)
-        options["smtp"] = {
-            "host": "127.0.0.1",
-            "port": peer.port,
-            "security": "starttls",
-            "username": "hub",
-            "password": "s3cret",
-            "ca_file": str(cert),
-        }
+        options["smtp"] = starttls_login(peer.port, cert)
         hub: EmailHub = await start_email_hub(email_settings(tmp_path, {INBOX: options}))
         conv_id = await _conversation(hub)
         await hub.reply(conv_id, "Sent over TLS.")

@@ -80,6 +80,9 @@ class BotApiPeer:
         self._changed = asyncio.Condition()
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._port = 0
+        self.down = False  # go_down/come_back
         self._http: aiohttp.ClientSession | None = None
         self.url = ""
 
@@ -95,6 +98,7 @@ class BotApiPeer:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
+        self._site, self._port = site, port
         self._http = aiohttp.ClientSession()
         return self
 
@@ -106,6 +110,20 @@ class BotApiPeer:
             await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def go_down(self) -> None:
+        """Telegram is unreachable: the port stops listening, and a request on a connection
+        kept alive from before is cut off unanswered, until `come_back`."""
+        assert self._site is not None
+        self.down = True
+        await self._site.stop()
+
+    async def come_back(self) -> None:
+        """Listen on the same port again."""
+        assert self._runner is not None
+        self.down = False
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self._port, reuse_address=True)
+        await self._site.start()
 
     @property
     def base_url(self) -> str:
@@ -210,6 +228,9 @@ class BotApiPeer:
     # --- the API ------------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.Response:
+        if self.down and request.transport is not None:
+            request.transport.abort()  # the client sees the connection drop, no answer
+            return _error(503, "Service Unavailable")
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
