@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import orjson
 from aiohttp import BodyPartReader, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import HubError, InvalidRequest, TooLarge, ValidationFailed
@@ -106,14 +107,38 @@ def _validation_detail(exc: ValidationError) -> str:
 
 async def read_json(request: web.Request, model: type[M]) -> M:
     """The request body as `model`, or a 4xx HubError saying what is wrong."""
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise TooLarge(f"the body is larger than {MAX_JSON_BODY} bytes", code="body_too_large")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise TooLarge(f"the body is larger than {MAX_JSON_BODY} bytes", code="body_too_large")
+    raw = await read_body(request, MAX_JSON_BODY)
     if not raw.strip():
         raw = b"{}"
     return parse(model, loads_json(raw))
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body (inflated by aiohttp when labelled deflate, gzip...), or TooLarge
+    `body_too_large` beyond `limit` bytes, or InvalidRequest `bad_encoding` when it is not
+    what its Content-Encoding says."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", code="body_too_large")
+    try:
+        raw = await request.content.read(limit + 1)
+    except RequestPayloadError:
+        raise bad_encoding(request) from None
+    if len(raw) > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", code="body_too_large")
+    return raw
+
+
+class UnreadableBody(InvalidRequest):
+    """A body that is not what its Content-Encoding says: answered, then the connection is
+    closed (aiohttp would otherwise read the rest of the broken body again after the answer
+    and log the same error as a server fault)."""
+
+    code = "bad_encoding"
+
+
+def bad_encoding(request: web.Request) -> UnreadableBody:
+    encoding = request.headers.get("Content-Encoding", "")
+    return UnreadableBody(f"the body is not what its Content-Encoding {encoding!r:.40} says")
 
 
 def loads_json(raw: bytes) -> Any:
@@ -231,6 +256,8 @@ async def read_upload(
                 values[part.name] = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("a text field of the form is not UTF-8") from None
+    except RequestPayloadError:
+        raise bad_encoding(request) from None
     except (ValueError, HttpProcessingError) as exc:
         # HttpProcessingError: a part header aiohttp's header parser refuses (a control
         # character, an over-long line), raised as InvalidHeader / LineTooLong.
@@ -294,7 +321,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HubError as exc:
-        return error_response(exc.status, exc.code, exc.detail)
+        response = error_response(exc.status, exc.code, exc.detail)
+        if isinstance(exc, UnreadableBody):
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()  # after the answer is written
+        return response
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
