@@ -83,18 +83,29 @@ class BotApiPeer:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> BotApiPeer:
+    async def start(self, port: int = 0) -> BotApiPeer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
-        self._http = aiohttp.ClientSession()
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
         return self
+
+    async def outage(self) -> None:
+        """Telegram's API goes away (connections refused); `recover` brings it back on the
+        same address. Playing Telegram's webhook side (`post_webhook`) still works."""
+        assert self._runner is not None
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def recover(self) -> None:
+        await self.start(int(self.url.rsplit(":", 1)[1]))
 
     async def close(self) -> None:
         async with self._changed:  # end long polls still waiting
