@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -104,11 +104,25 @@ class Settings(BaseSettings):
     # admin API can replace the policy later (stored in the database). None: routing off,
     # queued conversations wait for any agent to take them.
     routing_policy: Path | None = None
+    # Rasa's action-server endpoint (/webhook, docs/bot.md): off until a token is set; Rasa
+    # sends it as `Authorization: Bearer <token>` (or `?token=`), at most this many calls a
+    # minute per client address.
+    action_server_token: SecretStr | None = None
+    action_server_rate_per_minute: float = Field(600, gt=0, le=100_000)
 
     @field_validator("database_url", "redis_url", "public_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("action_server_token")
+    @classmethod
+    def _token_or_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # an empty token is no token: the endpoint stays off
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("use a token of at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @property
     def effective_database_url(self) -> str:

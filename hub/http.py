@@ -19,6 +19,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import HubError, InvalidRequest, TooLarge, ValidationFailed
@@ -29,6 +31,13 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_JSON_BODY = 256 * 1024
+# Deeper JSON is refused before any model or library sees it: no real payload of ours nests
+# beyond a dozen levels, and deep nesting makes recursive code (pydantic, deepcopy, rasa-sdk)
+# hit Python's recursion limit. orjson itself stops at 1024 levels.
+MAX_JSON_DEPTH = 64
+# Every integer the hub stores or compares with a stored one is a signed 64-bit database
+# integer (SQLite INTEGER, PostgreSQL BIGINT); larger values would overflow in the driver.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -98,27 +107,112 @@ def _validation_detail(exc: ValidationError) -> str:
 
 async def read_json(request: web.Request, model: type[M]) -> M:
     """The request body as `model`, or a 4xx HubError saying what is wrong."""
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise TooLarge(f"the body is larger than {MAX_JSON_BODY} bytes", code="body_too_large")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise TooLarge(f"the body is larger than {MAX_JSON_BODY} bytes", code="body_too_large")
+    raw = await read_body(request, MAX_JSON_BODY)
     if not raw.strip():
         raw = b"{}"
+    return parse(model, loads_json(raw))
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body (inflated by aiohttp when labelled deflate, gzip...), or TooLarge
+    `body_too_large` beyond `limit` bytes, or InvalidRequest `bad_encoding` when it is not
+    what its Content-Encoding says."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", code="body_too_large")
+    try:
+        raw = await request.content.read(limit + 1)
+    except RequestPayloadError:
+        raise bad_encoding(request) from None
+    if len(raw) > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", code="body_too_large")
+    return raw
+
+
+class UnreadableBody(InvalidRequest):
+    """A body that is not what its Content-Encoding says: answered, then the connection is
+    closed (aiohttp would otherwise read the rest of the broken body again after the answer
+    and log the same error as a server fault)."""
+
+    code = "bad_encoding"
+
+
+def bad_encoding(request: web.Request) -> UnreadableBody:
+    encoding = request.headers.get("Content-Encoding", "")
+    return UnreadableBody(f"the body is not what its Content-Encoding {encoding!r:.40} says")
+
+
+def loads_json(raw: bytes) -> Any:
+    """A JSON document no deeper than MAX_JSON_DEPTH, or InvalidRequest `malformed_json`."""
     try:
         data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):
+            raise _too_deep() from None
+        raise InvalidRequest("the body is not valid JSON", code="malformed_json") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON", code="malformed_json") from None
-    return parse(model, data)
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return data
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(
+        f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", code="malformed_json"
+    )
+
+
+def json_depth(data: Any) -> int:
+    """How deeply arrays and objects nest in parsed JSON (iterative: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse(model: type[M], data: Any) -> M:
+    """`data` as `model`, or a 4xx HubError; every integer in the result fits 64 bits."""
     if not isinstance(data, dict):
         raise InvalidRequest("expected a JSON object", code="malformed_json")
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(_validation_detail(exc)) from None
+    if (where := _out_of_range(parsed)) is not None:
+        raise ValidationFailed(f"{where}: the number is out of range ({INT_MIN} to {INT_MAX})")
+    return parsed
+
+
+def _out_of_range(value: Any, where: str = "") -> str | None:
+    """The field path of the first integer outside 64 bits in a parsed model, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if INT_MIN <= value <= INT_MAX else (where or "body")
+    if isinstance(value, BaseModel):
+        items: Any = ((name, getattr(value, name)) for name in type(value).model_fields)
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, child in items:
+        found = _out_of_range(child, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +256,14 @@ async def read_upload(
                 values[part.name] = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("a text field of the form is not UTF-8") from None
-    except ValueError as exc:
+    except RequestPayloadError:
+        raise bad_encoding(request) from None
+    except (ValueError, HttpProcessingError) as exc:
+        # HttpProcessingError: a part header aiohttp's header parser refuses (a control
+        # character, an over-long line), raised as InvalidHeader / LineTooLong.
+        why = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
         raise InvalidRequest(
-            f"malformed multipart body: {exc}", code="malformed_multipart"
+            f"malformed multipart body: {why}", code="malformed_multipart"
         ) from None
     return files, values
 
@@ -222,7 +321,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HubError as exc:
-        return error_response(exc.status, exc.code, exc.detail)
+        response = error_response(exc.status, exc.code, exc.detail)
+        if isinstance(exc, UnreadableBody):
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()  # after the answer is written
+        return response
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise

@@ -127,7 +127,7 @@ class EmailChannel:
         if conversation.channel == "fax":
             if self.fax is None:
                 raise ChannelSendError("no inbox has fax rules", retryable=False)
-            to, extra = await self.fax.reply_route(opts, contact, message, token)
+            to, extra = await self.fax.reply_route(opts, contact, message, token, head)
             files = [*extra, *files]
             subject = f"Fax {token}"
             text, text_format = self.fax.cover_text(message), MessageFormat.PLAIN

@@ -68,8 +68,13 @@ def decode_text(data: bytes, declared: str | None) -> tuple[str, str | None]:
     )
 
 
-def decode_header_value(raw: str) -> str:
-    """An unfolded header with its RFC 2047 encoded words (and raw 8-bit bytes) decoded."""
+def decode_header_value(raw: str, fallback: str | None = None) -> str:
+    """An unfolded header with its RFC 2047 encoded words (and raw 8-bit bytes) decoded.
+
+    Raw 8-bit bytes (no encoded word: Foxmail, old Outlook) are read as UTF-8 when they are,
+    else in `fallback`, the charset the mail's body declares (a client writes its headers in
+    the same one), and only then guessed: a guess on a few bytes of a subject is often wrong
+    (GBK 忘记密码 reads as Korean)."""
     parts: list[str] = []
     try:
         chunks = decode_header(raw)
@@ -78,5 +83,10 @@ def decode_header_value(raw: str) -> str:
     for chunk, charset in chunks:
         # Raw 8-bit header bytes arrive as surrogate escapes: back to bytes, then decoded.
         data = chunk.encode("utf-8", "surrogateescape") if isinstance(chunk, str) else chunk
+        if charset is None and fallback and not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                charset = fallback
         parts.append(decode_text(data, charset)[0])
     return " ".join("".join(parts).split())

@@ -14,6 +14,7 @@ OCR and rendering are CPU-bound: they run on a small dedicated thread pool, neve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import re
 from collections.abc import Sequence
@@ -28,14 +29,18 @@ from PIL import Image, ImageSequence
 from channels.email.fax_pdf import render_pdf
 from channels.email.intake import MailIntake, mail_key
 from channels.email.options import EmailOptions, FaxOptions, InboxOptions
-from channels.email.parsing import MailPart, ParsedMail
+from channels.email.parsing import MailHead, MailPart, ParsedMail
 from channels.email.sending import OutgoingFile
 from hub.errors import ConfigError
 from hub.model import Attachment, Contact, Identity, InboundMessage, Message
 from hub.ports import ChannelContext, ChannelSendError
 
 CHANNEL = "fax"
-UNKNOWN_NUMBER = "unknown"
+# A fax whose caller's number cannot be read is its own contact: "unknown:<digest of its
+# mail key>", never one contact shared by every such fax. Replies go to the gateway address
+# the fax came from.
+UNKNOWN_PREFIX = "unknown:"
+UNKNOWN_NUMBER = "unknown"  # what earlier versions stored for all of them
 RENDER_DPI = 200  # fine fax resolution is 204x196 dpi: rendering finer adds nothing
 MAX_PAGE_PIXELS = 40_000_000  # a page larger than this (a hostile media box) is not rendered
 _CJK_GAP = re.compile(
@@ -178,7 +183,7 @@ class FaxDesk:
         """Store a fax that came as mail from a gateway (MailIntake's fax handler)."""
         assert self.intake is not None and opts.fax is not None
         fax = opts.fax
-        message_id = mail_key(parsed.message_id, raw)
+        message_id = mail_key(parsed, raw)
         found = await self.intake.thread_of(CHANNEL, message_id, parsed)
         if isinstance(found, Message):
             return found
@@ -210,14 +215,19 @@ class FaxDesk:
         limit = self.ctx.max_text_chars
         if len(text) > limit:
             text = text[: limit - 60] + "\n\n[cut; the pages are attached]"
+        if number is not None:
+            sender, name = number, f"Fax {number}"
+        else:
+            short = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+            sender, name = UNKNOWN_PREFIX + short, f"Unknown fax sender {short[:6]}"
         return await self.ctx.sink.receive(
             InboundMessage(
                 channel=CHANNEL,
                 inbox=inbox,
-                sender=Identity(CHANNEL, number or UNKNOWN_NUMBER),
+                sender=Identity(CHANNEL, sender),
                 text=text,
                 channel_message_id=message_id,
-                sender_name=f"Fax {number}" if number else "Fax (number unknown)",
+                sender_name=name,
                 attachments=tuple(a for a in kept if a is not None),
                 conversation_id=found,
                 # Gateways label every mail machine-made; a fax is still a person's document.
@@ -237,18 +247,32 @@ class FaxDesk:
             return None
 
     async def reply_route(
-        self, opts: InboxOptions, contact: Contact | None, message: Message, token: str
+        self,
+        opts: InboxOptions,
+        contact: Contact | None,
+        message: Message,
+        token: str,
+        head: MailHead | None = None,
     ) -> tuple[str, list[OutgoingFile]]:
-        """The gateway address for the contact's number and the reply rendered as PDF."""
+        """The gateway address for the contact's number and the reply rendered as PDF. For a
+        fax whose number could not be read, the address the gateway's mail came from
+        (`head`: the customer's latest fax mail), which answers the fax it relayed."""
         if opts.fax is None:
             raise ChannelSendError("this inbox has no fax gateway configured", retryable=False)
         number = next(
             (i.address for i in (contact.identities if contact else ()) if i.channel == CHANNEL),
             UNKNOWN_NUMBER,
         )
-        if number == UNKNOWN_NUMBER:
-            raise ChannelSendError("the fax contact's number is unknown", retryable=False)
-        to = opts.fax.send_to.format(number=number.lstrip("+"))
+        if number == UNKNOWN_NUMBER or number.startswith(UNKNOWN_PREFIX):
+            to = head.reply_address if head is not None else ""
+            if not to:
+                raise ChannelSendError(
+                    "the fax sender's number could not be read and the gateway's mail gives"
+                    " no address to reply to",
+                    retryable=False,
+                )
+        else:
+            to = opts.fax.send_to.format(number=number.lstrip("+"))
         heading = f"{opts.display_name or opts.address}  {token}"
         loop = asyncio.get_running_loop()
         try:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from channels.email.options import EmailOptions, InboxOptions
-from channels.email.parsing import MailPart, ParsedMail, parse_mail
+from channels.email.parsing import RAW_NAME, MailPart, ParsedMail, parse_mail
 from channels.email.threading import ThreadTokens, base_subject
 from hub.errors import HubError
 from hub.model import Attachment, Identity, InboundMessage, Message
@@ -25,7 +25,6 @@ from hub.ports import ChannelContext
 log = logging.getLogger(__name__)
 
 CHANNEL = "email"
-RAW_NAME = "message.eml"
 RAW_TYPE = "message/rfc822"
 HTML_NAME = "message.html"
 INLINE_PARSE_BYTES = 256 * 1024  # larger mails are parsed on a worker thread
@@ -72,7 +71,7 @@ class MailIntake:
         parsed: ParsedMail,
         original: Attachment,
     ) -> Message:
-        message_id = mail_key(parsed.message_id, raw)
+        message_id = mail_key(parsed, raw)
         found = await self.thread_of(CHANNEL, message_id, parsed)
         if isinstance(found, Message):
             return found  # already stored (a relay that resent after a lost 250)
@@ -179,11 +178,13 @@ def key_of(message_id: str) -> str:
     return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def mail_key(message_id: str | None, raw: bytes) -> str:
-    """The stored key of a mail: its Message-ID, or a hash of the mail when it has none."""
-    if message_id:
-        return key_of(message_id)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+def mail_key(parsed: ParsedMail, raw: bytes) -> str:
+    """The stored key of a mail: its Message-ID; without one, a digest of what it says (From,
+    To, Date, Subject, text, attachments), so the same mail relayed again with one more
+    `Received:` header is the same message; a hash of the raw bytes only when unparsed."""
+    if parsed.message_id:
+        return key_of(parsed.message_id)
+    return parsed.fingerprint or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def refusal(opts: InboxOptions, part: MailPart, limit: int) -> str | None:

@@ -7,9 +7,10 @@ a hostile message can cause.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
-from email import policy
+from email import errors, policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import parseaddr
@@ -25,6 +26,7 @@ MAX_PARTS = 200  # MIME parts looked at; the rest are reported, not walked
 MAX_DEPTH = 10  # nested multiparts / attached messages
 MAX_TEXT_BYTES = 2 * 1024 * 1024  # text beyond this (all parts together) is cut
 MAX_IDS = 50  # References entries kept (the newest ones)
+RAW_NAME = "message.eml"  # the original as stored with every mail (channels.email.intake)
 # The hub's languages (each one more costs parse time on every mail).
 REPLY_LANGUAGES = ["en", "zh"]
 # "在 2026年11月23日 10:00，客服 <s@x> 写道：" and Outlook's "-----原始邮件-----".
@@ -35,6 +37,15 @@ _BLOCK_END = re.compile(r"(?i)<\s*(br\s*/?|/p|/div|/li|/tr|/h[1-6]|/blockquote)\
 # HTML tags kept (never images: remote ones track the reader, and agents see links instead).
 _HTML_TAGS = nh3.ALLOWED_TAGS - {"img"}
 _replies = EmailReplyParser(languages=REPLY_LANGUAGES)
+# What Python's decoder reports for base64 it cannot read: it then returns what it could
+# (characters skipped) or, for a cut-off payload, the undecoded base64 itself.
+_BROKEN_BASE64 = (
+    errors.InvalidBase64CharactersDefect,
+    errors.InvalidBase64PaddingDefect,
+    errors.InvalidBase64LengthDefect,
+)
+# Headers that say which mail this is, whichever relays it passed (not Received and the like).
+_FINGERPRINT_HEADERS = ("from", "sender", "to", "cc", "date", "subject", "in-reply-to")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,9 @@ class ParsedMail:
     attachments: tuple[MailPart, ...]
     auto_generated: str | None  # why the mail is machine-made (no bot answer), or None
     problems: tuple[str, ...] = field(default=())
+    # A digest of what the mail says (From, To, Date, Subject..., text and attachments), the
+    # same however many relays added headers: its key when it has no Message-ID.
+    fingerprint: str = ""
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:
@@ -79,7 +93,7 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
     # compat32: headers stay raw strings (decoded leniently by `_Headers`), which is also
     # several times faster than building the default policy's header objects.
     msg = BytesParser(policy=policy.compat32).parsebytes(raw)
-    header = _Headers(msg)
+    header = _Headers(msg, body_charset(msg))
     subject = header.text("subject")
     name, address = parseaddr(header.text("from"))
     if not address and envelope_sender:
@@ -104,14 +118,40 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
         attachments=tuple(walker.attachments),
         auto_generated=auto_generated(msg, header, envelope_sender),
         problems=tuple(problems),
+        fingerprint=_fingerprint(header, full, html, walker.attachments),
     )
+
+
+def body_charset(msg: Message) -> str | None:
+    """The first charset a part of the mail declares (other than ASCII): what a client that
+    writes raw 8-bit headers wrote them in too."""
+    try:
+        charsets = msg.get_charsets()
+    except Exception:  # a malformed parameter in a hostile part
+        return None
+    for charset in charsets[:MAX_PARTS]:
+        if charset and charset.lower() not in ("us-ascii", "ascii"):
+            return str(charset)
+    return None
+
+
+def _fingerprint(header: _Headers, text: str, html: str | None, parts: list[MailPart]) -> str:
+    digest = hashlib.sha256()
+    for name in _FINGERPRINT_HEADERS:
+        digest.update(f"{name}:{header.raw(name) or ''}\n".encode("utf-8", "surrogateescape"))
+    digest.update(text.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update((html or "").encode("utf-8", "surrogateescape") + b"\0")
+    for part in parts:
+        digest.update(hashlib.sha256(part.data).digest())
+    return "sha256:" + digest.hexdigest()
 
 
 class _Headers:
     """Header access that tolerates malformed values (a defect is a problem, not a crash)."""
 
-    def __init__(self, msg: Message):
+    def __init__(self, msg: Message, charset: str | None = None):
         self.raw_values: dict[str, str] = {}
+        self.charset = charset  # for raw 8-bit header bytes that are not UTF-8
         for key, value in msg.raw_items():
             self.raw_values.setdefault(key.lower(), str(value))
 
@@ -121,7 +161,7 @@ class _Headers:
 
     def text(self, name: str) -> str:
         value = self.raw(name)
-        return _printable(decode_header_value(value)) if value else ""
+        return _printable(decode_header_value(value, self.charset)) if value else ""
 
 
 class _Walker:
@@ -175,7 +215,7 @@ class _Walker:
                 self.walk(child, depth + 1)
 
     def _text(self, part: Message, ctype: str) -> None:
-        data = _payload(part, self.problems)
+        data = _payload(part, self.problems, f"a {ctype} part")
         if data is None:
             return
         if len(data) > self.text_budget:
@@ -188,10 +228,10 @@ class _Walker:
         (self.plain if ctype == "text/plain" else self.html).append(_printable(text))
 
     def _attachment(self, part: Message, ctype: str, filename: str | None) -> None:
-        data = _payload(part, self.problems)
+        name = filename or f"attachment-{len(self.attachments) + 1}"
+        data = _payload(part, self.problems, f"attachment {name!r}")
         if data is None:
             return
-        name = filename or f"attachment-{len(self.attachments) + 1}"
         self.attachments.append(MailPart(name, ctype, data, sniff(data)))
 
 
@@ -220,11 +260,17 @@ def _filename(part: Message) -> str | None:
     return name[:200] or None
 
 
-def _payload(part: Message, problems: list[str]) -> bytes | None:
+def _payload(part: Message, problems: list[str], what: str) -> bytes | None:
+    """The decoded content of a part, or None (and a problem named) when it cannot be read:
+    a part whose base64 is broken is left out rather than read half-decoded or raw."""
+    seen = len(part.defects)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
         problems.append(f"an unreadable {part.get_content_type()} part ({type(exc).__name__})")
+        return None
+    if any(isinstance(d, _BROKEN_BASE64) for d in part.defects[seen:]):
+        problems.append(f"{what} has broken base64 and was left out; it is in {RAW_NAME}")
         return None
     if data is None:
         return None
@@ -329,7 +375,7 @@ def parse_head(raw: bytes) -> MailHead:
     end = raw.find(b"\n\n") if end < 0 else end
     head = raw if end < 0 else raw[: end + 2]
     msg = BytesParser(policy=policy.compat32).parsebytes(head, headersonly=True)
-    header = _Headers(msg)
+    header = _Headers(msg, msg.get_param("charset"))  # type: ignore[arg-type]
     address = ""
     for name in ("reply-to", "from"):
         candidate = parseaddr(header.text(name))[1]

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from telegram import CallbackQuery, Update
 from telegram import Message as TgMessage
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from channels.telegram import inbound, outbound
 from channels.telegram.bots import InboxBot
@@ -94,10 +94,13 @@ class Receiver:
             got = await self._fetch(bot, ref, who)
             if got is None:
                 return
-            attachment, data = got
-            attachments = (attachment,)
-            if ref.kind == "voice":
-                text = await self._transcript(data) or VOICE_PLACEHOLDER
+            if isinstance(got, str):  # Telegram will not give the file: the text is kept
+                text = f"{text}\n\n[{got}]" if text.strip() else f"[{got}]"
+            else:
+                attachment, data = got
+                attachments = (attachment,)
+                if ref.kind == "voice":
+                    text = await self._transcript(data) or VOICE_PLACEHOLDER
         elif not text.strip():
             log.info(
                 "inbox %s: ignoring a message with nothing we read (sticker, location…)", bot.inbox
@@ -128,8 +131,13 @@ class Receiver:
 
     async def _fetch(
         self, bot: InboxBot, ref: inbound.MediaRef, who: inbound.Sender
-    ) -> tuple[Attachment, bytes] | None:
-        """Download and store a message's file; None (and the customer told) when too big."""
+    ) -> tuple[Attachment, bytes] | str | None:
+        """Download and store a message's file; None (and the customer told) when too big;
+        a note for the agent when Telegram refuses the file for good.
+
+        Raises Unavailable (503: Telegram sends the update again) while the Bot API cannot
+        be reached or asks us to wait, so that the message is stored with its file later
+        rather than now without it."""
         too_big = ref.size is not None and ref.size > self.file_limit
         data = b""
         if not too_big:
@@ -141,8 +149,20 @@ class Receiver:
                     too_big = len(data) > self.file_limit
             except BadRequest as exc:
                 if "too big" not in exc.message.lower():
-                    raise
+                    log.info("inbox %s: Telegram refused a %s: %s", bot.inbox, ref.kind, exc)
+                    return f"the {ref.kind} could not be fetched from Telegram: {exc.message}"
                 too_big = True
+            except (NetworkError, RetryAfter) as exc:  # NetworkError includes TimedOut
+                log.warning(
+                    "inbox %s: the Bot API is unreachable (%s); Telegram will resend",
+                    bot.inbox,
+                    exc,
+                )
+                raise errors.Unavailable(
+                    f"the Telegram Bot API could not be reached to fetch the {ref.kind}; "
+                    "send the update again",
+                    code="telegram_unreachable",
+                ) from None
         if not too_big:
             try:
                 return await self.ctx.attachments.save(data, ref.filename, ref.content_type), data

@@ -98,15 +98,18 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
+    knowledge = ArticleKnowledge(app[ARTICLES], settings.effective_public_url)
     bot = FrontLineBot(
-        ArticleKnowledge(app[ARTICLES], settings.effective_public_url),
+        knowledge,
         DecisionPolicy(
             clarify_margin=settings.bot_clarify_margin,
             clarify_below=settings.bot_clarify_below,
             max_misses=settings.bot_max_misses,
         ),
     )
-    app[rasa_webhook.BOT] = bot
+    # External Rasa calls get the same actions, with one vote per caller and article.
+    app[rasa_webhook.BOT] = FrontLineBot(rasa_webhook.OneVotePerCaller(knowledge), bot.policy)
+    rasa_webhook.setup(app, settings.action_server_rate_per_minute)
     app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
 
     files = FileAttachmentStore(settings.data_dir / "attachments", settings.max_attachment_bytes)

@@ -18,7 +18,8 @@ from hub.wire import ContactOut, ConversationOut, HandoffOut, MessageOut, messag
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str | None = Field(None, description="comma-separated statuses")
-    assignee: str | None = Field(None, pattern=r"^(me|none|\d+)$")
+    # An agent id has at most 18 digits (it fits a 64-bit database integer, as `path_id`).
+    assignee: str | None = Field(None, pattern=r"^(me|none|\d{1,18})$")
     channel: str | None = Field(None, max_length=32)
     limit: int = Field(50, ge=1, le=200)
 

@@ -7,14 +7,24 @@ Same paths, payloads, status codes and error bodies as rasa-sdk's own server
 is not a JSON object, 449 when the domain is missing (Rasa then retries with it); errors are
 `{"error": "...", "action_name": "..."}`. Stricter than rasa-sdk in one way: a body without a
 `next_action` or a usable `tracker` is a 400 naming the field (rasa-sdk answers 200 `null`
-or 500), so a malformed call never reaches an action.
+or 500), so a malformed call never reaches an action; so is a body labelled
+`Content-Encoding: deflate` that is not, or JSON nested deeper than the hub reads, and a
+`conversation_id` slot that names no conversation is a 422.
+
+Guarded unlike rasa-sdk's (whose server trusts its network): off (404 `action_server_off`)
+until `action_server_token` is set; then every call needs the token as
+`Authorization: Bearer <token>` or `?token=<token>` (401), at most
+`action_server_rate_per_minute` calls a minute per client address (429), and a body of at most
+MAX_BODY bytes after inflating (413). These answers use the hub's error shape
+`{"error": {"code", "detail"}}`: Rasa reads error bodies of 400 and 449 only.
 """
 
 from __future__ import annotations
 
-import json
+import contextvars
+import hmac
 import logging
-import zlib
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -25,12 +35,65 @@ from rasa_sdk.interfaces import (
     ActionNotFoundException,
 )
 
-from hub.http import Handler, endpoint, json_response
-from hub.ports import FrontLineBot
+from hub.api.keys import SETTINGS, STORE
+from hub.errors import HubError, InvalidRequest, InvalidToken, NotAuthenticated, NotFound
+from hub.http import (
+    INT_MAX,
+    Handler,
+    KeyedLimit,
+    endpoint,
+    json_response,
+    loads_json,
+    read_body,
+)
+from hub.ports import BotKnowledge, FrontLineBot, KbArticle, KbResult
 
 log = logging.getLogger(__name__)
 BOT = web.AppKey("bot", FrontLineBot)
+LIMIT = web.AppKey("action_server_limit", KeyedLimit)
 SUPPORTED_RASA = "3."  # rasa-sdk 3.x speaks to Rasa 3.x
+# Largest action call read (after inflating a deflated one): Rasa sends the whole tracker, so
+# a long conversation is large, but a megabyte is thousands of turns.
+MAX_BODY = 1024**2
+VOTES_REMEMBERED = 100_000  # (caller, article) pairs whose vote is counted already
+# Who the running call votes for (set per request, read by `OneVotePerCaller.feedback`).
+_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("rasa_caller", default="")
+
+
+def setup(app: web.Application, rate_per_minute: float) -> None:
+    app[LIMIT] = KeyedLimit(rate_per_minute / 60, rate_per_minute)
+
+
+class OneVotePerCaller:
+    """The knowledge base as actions called through `/webhook` see it: a "was this helpful?"
+    vote counts once per conversation and article (the hub conversation the `conversation_id`
+    slot names, else Rasa's own conversation, its `sender_id`); a repeated call only answers.
+    """
+
+    def __init__(self, kb: BotKnowledge, remembered: int = VOTES_REMEMBERED):
+        self.kb = kb
+        self.remembered = remembered
+        self._voted: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def search(self, query: str, language: str | None, limit: int) -> KbResult:
+        return await self.kb.search(query, language, limit)
+
+    async def article(self, article_id: str) -> KbArticle | None:
+        return await self.kb.article(article_id)
+
+    def article_url(self, article_id: str) -> str:
+        return self.kb.article_url(article_id)
+
+    async def feedback(self, article_id: str, helpful: bool, conversation_id: int | None) -> None:
+        voter = f"conversation:{conversation_id}" if conversation_id else f"rasa:{_CALLER.get()}"
+        key = (voter, article_id)
+        if key in self._voted:
+            log.info("vote on %s by %s counted already; not counted again", article_id, voter)
+            return
+        await self.kb.feedback(article_id, helpful, conversation_id)
+        self._voted[key] = None
+        if len(self._voted) > self.remembered:
+            self._voted.popitem(last=False)
 
 
 class ActionCallIn(BaseModel):
@@ -56,20 +119,32 @@ def _error(status: int, message: str, action_name: str | None = None) -> web.Res
     return web.json_response(body, status=status)
 
 
-def _decode(body: bytes, encoding: str | None) -> Any:
-    # Rasa can deflate its calls. aiohttp inflates such bodies itself; one that still is
-    # not JSON is inflated here once (as rasa-sdk's server does).
-    for attempt in range(2):
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            if attempt or encoding != "deflate":
-                return None
-        try:
-            body = zlib.decompress(body)
-        except zlib.error:
-            return None
-    return None
+def _guard(request: web.Request) -> None:
+    """Off, rate-limited, token: raises the HubError that answers the call, else passes."""
+    token = request.app[SETTINGS].action_server_token
+    if token is None:
+        raise NotFound(
+            "the Rasa action-server endpoint is off; set OMNIHUB_ACTION_SERVER_TOKEN to use it"
+            " (docs/bot.md)",
+            code="action_server_off",
+        )
+    # Before the token check, so that guessing tokens is limited too.
+    if not request.app[LIMIT].take(request.remote or "?"):
+        raise HubError(
+            "too many calls from your address; try later", code="rate_limited", status=429
+        )
+    sent = _sent_token(request)
+    if sent is None:
+        raise NotAuthenticated("send the token as `Authorization: Bearer <token>`")
+    if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
+        raise InvalidToken("wrong action-server token")
+
+
+def _sent_token(request: web.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("token")  # Rasa's `token:` option in endpoints.yml
 
 
 def _malformed(call: dict[str, Any]) -> str | None:
@@ -93,13 +168,20 @@ def _malformed(call: dict[str, Any]) -> str | None:
 @endpoint(
     "POST",
     "/webhook",
-    "Rasa action server: run an action (errors in Rasa's format: 400, 404, 449)",
+    "Rasa action server: run an action (errors in Rasa's format: 400, 404, 422, 449; "
+    "the hub's for 401, 404 when off, 413, 429)",
     tags=("rasa",),
+    errors=(400, 401, 404, 413, 422, 429, 449),
     body=ActionCallIn,
     response=ActionResultOut,
 )
 async def webhook(request: web.Request) -> web.StreamResponse:
-    call = _decode(await request.read(), request.headers.get("Content-Encoding"))
+    _guard(request)
+    raw = await read_body(request, MAX_BODY)
+    try:
+        call = loads_json(raw)
+    except InvalidRequest as exc:  # not JSON, or nested too deeply
+        return _error(400, f"Invalid body request: {exc.detail}")
     if not isinstance(call, dict):
         return _error(400, "Invalid body request")
     problem = _malformed(call)
@@ -108,9 +190,12 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         return _error(
             400, f"Invalid body request: {problem}", name if isinstance(name, str) else None
         )
+    if (unknown := await _unknown_conversation(request, call)) is not None:
+        return _error(422, unknown, call["next_action"])
     version = call.get("version")
     if not (isinstance(version, str) and version.startswith(SUPPORTED_RASA)):
         log.info("action call from Rasa %r; these actions are built for Rasa 3.x", version)
+    _CALLER.set(call["tracker"]["sender_id"])
     try:
         result = await request.app[BOT].run_external(call)
     except ActionExecutionRejection as exc:
@@ -122,6 +207,19 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     return json_response(result)
 
 
+async def _unknown_conversation(request: web.Request, call: dict[str, Any]) -> str | None:
+    """Why the `conversation_id` slot (the hub conversation a vote is counted on) is no
+    conversation of this hub, or None when it is one or is not set."""
+    slots = call["tracker"].get("slots") or {}
+    value = slots.get("conversation_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT_MAX:
+        return f"tracker.slots.conversation_id: a conversation id is expected, not {value!r:.40}"
+    found = await request.app[STORE].read(lambda uow: uow.conversation(value))
+    return None if found else f"tracker.slots.conversation_id: no conversation {value}"
+
+
 @endpoint("GET", "/health", "Rasa action server: liveness", tags=("rasa",))
 async def health(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "ok"})
@@ -129,6 +227,7 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 @endpoint("GET", "/actions", "Rasa action server: the actions it runs", tags=("rasa",))
 async def actions(request: web.Request) -> web.StreamResponse:
+    _guard(request)
     return json_response([{"name": name} for name in request.app[BOT].action_names()])
 
 

@@ -1,15 +1,30 @@
-"""The Rasa action-server contract over real HTTP, with Rasa-format payloads."""
+"""The Rasa action-server contract over real HTTP, with Rasa-format payloads, and the
+endpoint's guards: off without a token, the token checked, a rate limit, bad bodies a 4xx."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import zlib
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 
 from bot import DOMAIN
+from hub.api.keys import ARTICLES
+
+TOKEN = "rasa-action-server-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+RATE = 30  # calls a minute per client in these tests
+
+
+@pytest.fixture
+def bot_settings() -> dict[str, Any]:
+    return {"action_server_token": TOKEN, "action_server_rate_per_minute": RATE}
+
 
 ACTIONS = {
     "action_answer_from_kb",
@@ -44,15 +59,25 @@ def call(action: str, text: str, slots: dict[str, Any] | None = None, **extra: A
 
 
 async def post(http: aiohttp.ClientSession, base_url: str, body: Any, **kw: Any) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    data: bytes | io.BytesIO = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if len(data) > 64 * 1024:
+        data = io.BytesIO(data)  # aiohttp warns about large raw bodies
+    kw["headers"] = {**AUTH, **kw.get("headers", {})}
     async with http.post(base_url + "/webhook", data=data, **kw) as resp:
         return resp.status, await resp.json()
+
+
+def project_error(body: Any) -> str:
+    """The code of an error in the hub's one shape (`{"error": {"code", "detail"}}`)."""
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "detail"}, body
+    assert body["error"]["detail"]
+    return str(body["error"]["code"])
 
 
 async def test_health_and_actions(http: aiohttp.ClientSession, base_url: str) -> None:
     async with http.get(base_url + "/health") as resp:
         assert resp.status == 200 and await resp.json() == {"status": "ok"}
-    async with http.get(base_url + "/actions") as resp:
+    async with http.get(base_url + "/actions", headers=AUTH) as resp:
         assert resp.status == 200
         assert {a["name"] for a in await resp.json()} == ACTIONS
 
@@ -154,3 +179,112 @@ async def test_malformed_bodies_are_400(
     assert status == 400, answer
     assert answer["error"].startswith("Invalid body request")
     assert detail in answer["error"]
+
+
+@pytest.mark.parametrize("bot_settings", [{}])
+async def test_the_endpoint_is_off_without_a_token(
+    http: aiohttp.ClientSession, base_url: str
+) -> None:
+    for path in ("/webhook", "/actions"):
+        async with http.request(
+            "POST" if path == "/webhook" else "GET",
+            base_url + path,
+            json=call("action_ask_csat", ""),
+            headers=AUTH,
+        ) as resp:
+            assert resp.status == 404
+            assert project_error(await resp.json()) == "action_server_off"
+
+
+async def test_a_missing_or_wrong_token_is_401(http: aiohttp.ClientSession, base_url: str) -> None:
+    body = call("action_ask_csat", "")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        async with http.post(base_url + "/webhook", json=body, headers=headers) as resp:
+            assert resp.status == 401, headers
+            assert project_error(await resp.json()) in ("not_authenticated", "invalid_token")
+    # Rasa's own `token:` option in endpoints.yml sends it as the `token` query parameter.
+    async with http.post(base_url + "/webhook", json=body, params={"token": TOKEN}) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def test_calls_are_rate_limited_per_client(
+    http: aiohttp.ClientSession, base_url: str
+) -> None:
+    statuses = []
+    for _ in range(RATE + 2):
+        status, body = await post(http, base_url, call("action_ask_csat", ""))
+        statuses.append(status)
+    assert statuses[:RATE] == [200] * RATE
+    assert statuses[RATE:] == [429, 429]
+    assert project_error(body) == "rate_limited"
+
+
+async def test_feedback_counts_once_per_conversation_and_article(
+    hub: TestClient[Any, Any], http: aiohttp.ClientSession, base_url: str
+) -> None:
+    articles = hub.app[ARTICLES]
+    before = await articles.get("en-track-order")
+    last = {"article_id": "en-track-order", "title": "How do I track my order?"}
+    for _ in range(5):
+        status, body = await post(
+            http, base_url, call("action_article_feedback", "no", {"last_article": last})
+        )
+        assert status == 200, body
+    other_sender = call("action_article_feedback", "no", {"last_article": last})
+    other_sender["tracker"]["sender_id"] = other_sender["sender_id"] = "rasa-user-2"
+    assert (await post(http, base_url, other_sender))[0] == 200
+    after = await articles.get("en-track-order")
+    assert after.not_helpful == before.not_helpful + 2  # one vote from each conversation
+
+
+async def test_an_unknown_conversation_id_is_422_not_500(
+    http: aiohttp.ClientSession, base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    last = {"article_id": "en-track-order", "title": "How do I track my order?"}
+    for conversation_id in (987654, 2**63, "7", True):
+        slots = {"last_article": last, "conversation_id": conversation_id}
+        status, body = await post(http, base_url, call("action_article_feedback", "no", slots))
+        assert status == 422, (conversation_id, body)
+        assert "conversation_id" in body["error"]
+        assert body["action_name"] == "action_article_feedback"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_body_labelled_deflate_that_is_not_is_400(
+    base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = json.dumps(call("action_ask_csat", "")).encode()
+    for body in (raw, b"\x78\x9c garbage", b""):
+        # The hub closes the connection after answering a body it cannot inflate: a new
+        # connection each time.
+        async with aiohttp.ClientSession() as http:
+            headers = {"Content-Encoding": "deflate"}
+            status, answer = await post(http, base_url, body, headers=headers)
+        assert status == 400, (body[:20], answer)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_oversized_body_is_413_in_the_hub_error_shape(
+    http: aiohttp.ClientSession, base_url: str
+) -> None:
+    tracker = call("action_ask_csat", "")
+    tracker["tracker"]["events"] = [{"event": "user", "text": "x" * 1000}] * 3000  # ~3 MB
+    status, body = await post(http, base_url, tracker)
+    assert status == 413
+    assert project_error(body) == "body_too_large"
+    huge = zlib.compress(b" " * (20 * 1024**2))  # 20 KB that inflate to 20 MB
+    status, body = await post(http, base_url, huge, headers={"Content-Encoding": "deflate"})
+    assert status == 413
+    assert project_error(body) == "body_too_large"
+
+
+@pytest.mark.parametrize("depth", [100, 5000, 50_000])
+async def test_deeply_nested_json_is_400(
+    http: aiohttp.ClientSession, base_url: str, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = call("action_ask_csat", "")
+    nested = json.dumps(payload)[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+    status, body = await post(http, base_url, nested.encode())
+    assert status == 400, body
+    assert "nested" in body["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

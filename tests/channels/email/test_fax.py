@@ -157,7 +157,7 @@ async def test_a_broken_fax_is_stored_with_an_explanation(fax_hub: EmailHub) -> 
         identity = detail["contact"]["identities"][0]["address"]
         texts[identity] = [m["text"] for m in detail["messages"]]
     assert "fax.pdf could not be read" in texts["+861065529988"][0]
-    [unknown] = texts["unknown"]
+    [unknown] = next(t for i, t in texts.items() if i.startswith("unknown:"))
     assert "scan.tif could not be read" in unknown
     assert "the caller's number could not be read from the subject" in unknown
     # The mail that a gateway did not send stays an email.
@@ -182,3 +182,32 @@ async def test_a_gateway_notice_is_not_for_the_bot(fax_hub: EmailHub) -> None:
     [decision] = [e.payload for e in events if e.kind is EventKind.BOT_DECISION]
     assert decision["decision"] == "ignored"
     assert decision["detail"] == "a fax gateway's notice without a fax"
+
+
+async def test_faxes_without_a_readable_number_stay_apart_and_replies_reach_the_gateway(
+    fax_hub: EmailHub, smtp_peer: SmtpPeer
+) -> None:
+    page = _pdf(_page(["Please call me back about order 58213."]))
+    for n in (1, 2):
+        mail = _fax_mail(page, "fax.pdf", "pdf", "a withheld number")
+        mail.replace_header("Message-ID", f"<withheld-{n}@faxprovider.example>")
+        await fax_hub.mail(mail)
+    convs = await fax_hub.conversations(channel="fax")
+    assert len(convs) == 2  # two senders we cannot tell apart are not merged into one
+    contacts = [(await fax_hub.detail(c["id"]))["contact"] for c in convs]
+    identities = [c["identities"][0]["address"] for c in contacts]
+    assert len(set(identities)) == 2 and all(i.startswith("unknown:") for i in identities)
+    names = [c["display_name"] for c in contacts]
+    assert len(set(names)) == 2 and all(n.startswith("Unknown fax sender ") for n in names)
+
+    # The reply goes back through the gateway address the fax came from, as a PDF.
+    await fax_hub.reply(convs[0]["id"], "We will call you back today.")
+    sent = await smtp_peer.next()
+    assert sent.rcpt_tos == [GATEWAY]
+    [pdf_part] = list(sent.message.iter_attachments())
+    assert pdf_part.get_content_type() == "application/pdf"
+    await fax_hub.settle()
+    [reply] = [
+        m for m in (await fax_hub.detail(convs[0]["id"]))["messages"] if m["author"] != "customer"
+    ]
+    assert reply["delivery_state"] == "sent"
