@@ -25,6 +25,7 @@ from hub.model import (
     Conversation,
     ConversationStatus,
     DeliveryState,
+    Direction,
     Event,
     EventKind,
     Identity,
@@ -176,6 +177,14 @@ class UnitOfWork(Protocol):
     ) -> Message | None:
         """Record a send's outcome; `channel_message_id` (the channel's id for the sent
         message, e.g. an email Message-ID) is kept when given."""
+        ...
+
+    def mark_delivery(
+        self, conversation_id: int, direction: Direction, up_to: int, state: DeliveryState
+    ) -> list[Message]:
+        """Receipts: the conversation's `direction` messages up to id `up_to` that are not yet
+        in `state` or later (delivered < read; a failed one stays failed) move to `state`;
+        the changed messages are returned."""
         ...
 
     def undelivered_outbound(self, limit: int = 500) -> list[Message]: ...

@@ -42,7 +42,7 @@ class MessageOut(_Out):
     text: str
     attachments: list[AttachmentOut]
     channel: str
-    delivery_state: Literal["queued", "sent", "delivered", "failed"]
+    delivery_state: Literal["queued", "sent", "delivered", "read", "failed"]
     created_at: datetime
     choices: list[ChoiceOut]  # quick replies offered with the message (bot questions)
 
