@@ -47,8 +47,10 @@ def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     contexts = []
     errors: list[str] = []
 
-    def make(locale: str = "en-US") -> Page:
-        context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+    def make(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Page:
+        context = browser.new_context(
+            locale=locale, viewport=viewport or {"width": 1280, "height": 800}
+        )
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from tests.web.accessibility import assert_accessible
 from tests.web.test_widget_bot import _demo_faq_ready
 
 expect = shared.expect
-browser = shared.browser  # pytest finds fixtures among module attributes
+# pytest finds fixtures among module attributes: share the browser ones.
+browser = shared.browser
+open_page = shared.open_page  # each call: a fresh context (own localStorage), locale, viewport
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 780}
@@ -57,25 +59,6 @@ def assert_latest_in_view(page: Page, author: str) -> None:
         pass
     got = geometry(page, author)
     assert got["fits"], f"the newest {author} message is not in view: {got}"
-
-
-@pytest.fixture
-def new_page(browser) -> Iterator[Callable[..., Page]]:
-    """A page in a fresh context (own localStorage), at a viewport and locale."""
-    contexts = []
-    errors: list[str] = []
-
-    def make(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Page:
-        context = browser.new_context(locale=locale, viewport=viewport or DESKTOP)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert errors == [], "JavaScript errors in the pages"
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +120,9 @@ QUESTIONS = {
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
 def test_three_questions_in_a_row_leave_the_last_reply_in_view(
-    bot_hub: LiveHub, new_page, tmp_path: Path, locale: str, viewport: str
+    bot_hub: LiveHub, open_page, tmp_path: Path, locale: str, viewport: str
 ) -> None:
-    page = new_page(locale, DESKTOP if viewport == "desktop" else PHONE)
+    page = open_page(locale, DESKTOP if viewport == "desktop" else PHONE)
     page.goto(bot_hub.url + "/demo")
     shared.open_widget(page)
     for n, (question, title) in enumerate(QUESTIONS[locale], start=1):
@@ -158,8 +141,8 @@ def test_three_questions_in_a_row_leave_the_last_reply_in_view(
     assert_accessible(page)
 
 
-def test_quick_replies_keep_focus_in_the_chat_and_retire(bot_hub: LiveHub, new_page) -> None:
-    page = new_page()
+def test_quick_replies_keep_focus_in_the_chat_and_retire(bot_hub: LiveHub, open_page) -> None:
+    page = open_page()
     page.goto(bot_hub.url + "/demo")
     shared.open_widget(page)
     ask(page, "Where is my parcel?")
@@ -215,9 +198,9 @@ LONG_REPLY = "Let me check that for you. " * 12
     [("en-US", "New messages ↓", "Seen"), ("zh-CN", "新消息 ↓", "已读")],
 )
 def test_agent_replies_scroll_in_unless_the_customer_reads_above(
-    live_hub: LiveHub, new_page, locale: str, pill_text: str, seen: str
+    live_hub: LiveHub, open_page, locale: str, pill_text: str, seen: str
 ) -> None:
-    page = new_page(locale)
+    page = open_page(locale)
     agent, conv = _chat(page, live_hub)
     path = f"/api/conversations/{conv}/messages"
     for n in range(1, 7):
@@ -293,9 +276,9 @@ def wait_for_reply_states(page: Page, conversation_id: str, want: list[str]) -> 
 
 
 def test_offline_shows_a_banner_and_sends_the_outbox_on_reconnect(
-    live_hub: LiveHub, new_page
+    live_hub: LiveHub, open_page
 ) -> None:
-    page = new_page()
+    page = open_page()
     agent, conv = _chat(page, live_hub)
     status = page.get_by_role("status").filter(has_text="offline")
 
@@ -324,8 +307,8 @@ def test_offline_shows_a_banner_and_sends_the_outbox_on_reconnect(
     ]
 
 
-def test_a_refused_long_text_goes_back_in_the_box(live_hub: LiveHub, new_page) -> None:
-    page = new_page()
+def test_a_refused_long_text_goes_back_in_the_box(live_hub: LiveHub, open_page) -> None:
+    page = open_page()
     # A message too long for the hub waits in the outbox (as an older widget could have left
     # it): the hub refuses it on reconnect, and the text is put back, with the limit named.
     page.goto(live_hub.url + "/")
