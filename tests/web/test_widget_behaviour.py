@@ -222,6 +222,9 @@ def test_agent_replies_scroll_in_unless_the_customer_reads_above(
     expect(pill).to_have_text(pill_text)
     got = geometry(page, "agent")
     assert got["scrollTop"] == 0 and not got["fits"], got
+    # Receipts follow what the customer saw: the replies in view were read, the new one only
+    # delivered while it waits below.
+    wait_for_reply_states(page, conv, ["read"] * 6 + ["delivered"])
 
     # Keyboard: back from the input to the pill, Enter jumps down; focus stays in the chat.
     page.get_by_test_id("omnihub-input").focus()
@@ -233,7 +236,7 @@ def test_agent_replies_scroll_in_unless_the_customer_reads_above(
     assert page.evaluate("document.activeElement !== document.body")
     expect(page.get_by_test_id("omnihub-log")).to_be_focused()
 
-    # Read receipts: the widget is open on a visible page, so every reply is read.
+    # Jumped down to it: now it is read too.
     wait_for_reply_states(page, conv, ["read"] * 7)
 
     # The agent reads the customer's message: Sent becomes Seen in the widget.

@@ -620,6 +620,7 @@
   }
 
   function clearUnseen() {
+    if (state.unseen.length) scheduleReceipts(); // what was unseen is in view now
     state.unseen = [];
     if (ui.pill.hidden) return;
     const hadFocus = document.activeElement === ui.pill;
@@ -1110,14 +1111,21 @@
   }
 
   function sendReceipts() {
-    const upTo = state.newestIncoming;
-    if (!upTo || !socketOpen()) return; // sent again when the socket opens
-    const seen = !ui.panel.hidden && document.visibilityState === "visible";
-    const kind = seen ? "read" : "delivered";
-    if (upTo <= state.receipted[kind]) return;
-    state.ws.send(JSON.stringify({ type: kind, up_to: upTo }));
-    state.receipted.delivered = Math.max(state.receipted.delivered, upTo);
-    if (seen) state.receipted.read = upTo;
+    const newest = state.newestIncoming;
+    if (!newest || !socketOpen()) return; // sent again when the socket opens
+    const shown = !ui.panel.hidden && document.visibilityState === "visible";
+    // Scrolled up with the pill showing: read up to just before the first unseen reply.
+    const unseenIds = state.unseen.map((n) => Number(n.dataset.messageId)).filter((id) => id > 0);
+    const read = !shown ? 0 : unseenIds.length ? Math.min(...unseenIds) - 1 : newest;
+    if (read > state.receipted.read) {
+      state.ws.send(JSON.stringify({ type: "read", up_to: read }));
+      state.receipted.read = read;
+      state.receipted.delivered = Math.max(state.receipted.delivered, read);
+    }
+    if (newest > state.receipted.delivered) {
+      state.ws.send(JSON.stringify({ type: "delivered", up_to: newest }));
+      state.receipted.delivered = newest;
+    }
   }
 
   // Refusals that mean "not now": the message stays queued and is sent again.
