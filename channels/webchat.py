@@ -46,9 +46,13 @@ from hub.model import (
 from hub.ports import BusEnvelope, ChannelContext, SendResult, UnitOfWork, WebchatSession
 from hub.services.agents import token_hash
 from hub.services.conversations import clean_text, do_open_conversation
+from hub.services.receipts import customer_saw
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024
+# aiohttp closes the socket (1009, no reason) on a frame over its limit, before we can answer;
+# up to this size a frame over MAX_FRAME gets a `frame_too_large` error frame instead.
+READ_LIMIT = 1024 * 1024
 HISTORY_LIMIT = 5000  # newest messages returned on resume
 MAX_FILES_PER_MESSAGE = 5
 # Sending files is slower and heavier than typing: a few a minute, with a burst for a batch.
@@ -58,7 +62,8 @@ FILES_BURST = 10
 
 class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    token: str | None = Field(None, min_length=16, max_length=128)
+    # Any non-empty string: a wrong token of any length is a 401 invalid_token.
+    token: str | None = Field(None, min_length=1, max_length=128)
     name: str | None = Field(None, min_length=1, max_length=100)
     language: Literal["en", "zh-CN"] | None = None
 
@@ -66,6 +71,7 @@ class SessionRequest(BaseModel):
 class SessionResponse(BaseModel):
     token: str
     conversation_id: int
+    max_text_chars: int = Field(description="the longest message text the hub accepts")
 
 
 class TokenQuery(BaseModel):
@@ -92,6 +98,8 @@ class HistoryMessage(BaseModel):
     created_at: str
     client_id: str | None
     attachments: list[FileOut]
+    # `read` on a customer's message: an agent has seen it (the widget shows "Seen").
+    delivery_state: Literal["queued", "sent", "delivered", "read", "failed"]
 
 
 class HistoryResponse(BaseModel):
@@ -114,6 +122,12 @@ class MessageFrame(BaseModel):
     type: Literal["message"]
     client_id: str = Field(min_length=1, max_length=64)
     text: str
+
+
+class ReceiptFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["delivered", "read"]
+    up_to: int = Field(ge=1, le=2**63 - 1)
 
 
 def _files(message_id: int, files: Iterable[tuple[str, str, int]]) -> list[FileOut]:
@@ -199,7 +213,11 @@ class WebchatChannel:
         if req.token:
             found = await self._session(req.token)
             return json_response(
-                SessionResponse(token=req.token, conversation_id=found.conversation_id)
+                SessionResponse(
+                    token=req.token,
+                    conversation_id=found.conversation_id,
+                    max_text_chars=self.ctx.max_text_chars,
+                )
             )
         token = secrets.token_urlsafe(32)
         hashed = token_hash(token)
@@ -216,7 +234,12 @@ class WebchatChannel:
 
         session = await self.ctx.store.write(run)
         return json_response(
-            SessionResponse(token=token, conversation_id=session.conversation_id), 201
+            SessionResponse(
+                token=token,
+                conversation_id=session.conversation_id,
+                max_text_chars=self.ctx.max_text_chars,
+            ),
+            201,
         )
 
     @endpoint(
@@ -246,6 +269,7 @@ class WebchatChannel:
                     attachments=_files(
                         m.id, ((a.filename, a.content_type, a.size) for a in m.attachments)
                     ),
+                    delivery_state=m.delivery_state.value,
                 )
                 for m in uow.messages(conv.id, limit=HISTORY_LIMIT)
             ]
@@ -331,15 +355,20 @@ class WebchatChannel:
     )
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         session = await self._session(read_query(request, TokenQuery).token)
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=READ_LIMIT)
         await ws.prepare(request)
         feed = SocketFeed(ws)
         self._sockets[session.conversation_id].add(feed)
         bucket = TokenBucket(self.rate, self.burst)
+        receipts: dict[DeliveryState, int] = {}  # the highest up_to stored, per kind
         try:
             async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await self._on_frame(session, feed, bucket, msg.data)
+                if msg.type == WSMsgType.TEXT and _too_large(msg.data):
+                    await feed.reply(
+                        _error("frame_too_large", f"frames are limited to {MAX_FRAME} bytes")
+                    )
+                elif msg.type == WSMsgType.TEXT:
+                    await self._on_frame(session, feed, bucket, receipts, msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await feed.reply(_error("invalid_frame", "send JSON text frames"))
                 elif msg.type == WSMsgType.ERROR:
@@ -356,7 +385,12 @@ class WebchatChannel:
     # --- frames -------------------------------------------------------------------------------
 
     async def _on_frame(
-        self, session: WebchatSession, feed: SocketFeed, bucket: TokenBucket, data: str
+        self,
+        session: WebchatSession,
+        feed: SocketFeed,
+        bucket: TokenBucket,
+        receipts: dict[DeliveryState, int],
+        data: str,
     ) -> None:
         try:
             frame = orjson.loads(data)
@@ -371,6 +405,8 @@ class WebchatChannel:
             self.ctx.bus.publish(self._typing(session.conversation_id, AuthorKind.CUSTOMER))
         elif kind == "message":
             await self._on_message(session, feed, bucket, frame)
+        elif kind in ("delivered", "read"):
+            await self._on_receipt(session, feed, bucket, receipts, frame)
         else:
             await feed.reply(_error("unknown_type", f"unknown frame type {kind!r}"))
 
@@ -403,6 +439,33 @@ class WebchatChannel:
             await feed.reply(_error(exc.code, exc.detail, parsed.client_id))
             return
         await feed.reply({"type": "ack", "client_id": parsed.client_id, "message_id": stored.id})
+
+    async def _on_receipt(
+        self,
+        session: WebchatSession,
+        feed: SocketFeed,
+        bucket: TokenBucket,
+        receipts: dict[DeliveryState, int],
+        frame: dict[str, Any],
+    ) -> None:
+        """The widget got (`delivered`) or showed (`read`) the replies up to `up_to`: one write
+        for all of them, and none for a receipt that adds nothing on this socket."""
+        try:
+            parsed = ReceiptFrame.model_validate(frame)
+        except ValidationError:
+            await feed.reply(_error("invalid_frame", "a receipt needs an integer `up_to`"))
+            return
+        state = DeliveryState(parsed.type)
+        if parsed.up_to <= receipts.get(state, 0):
+            return
+        if not bucket.take():  # a later receipt covers this one
+            return
+        receipts[state] = parsed.up_to
+        if state is DeliveryState.READ:
+            receipts[DeliveryState.DELIVERED] = max(
+                parsed.up_to, receipts.get(DeliveryState.DELIVERED, 0)
+            )
+        await customer_saw(self.ctx.store, session.conversation_id, parsed.up_to, state)
 
     def _typing(self, conversation_id: int, author: AuthorKind) -> BusEnvelope:
         return {
@@ -440,12 +503,23 @@ class WebchatChannel:
             }
             if m.get("choices"):  # quick replies (bot questions): buttons in the widget
                 frame["choices"] = m["choices"]
+        elif envelope["kind"] == EventKind.MESSAGE_DELIVERY.value:
+            m = envelope["data"]["message"]
+            if m["direction"] != Direction.INBOUND.value or m["delivery_state"] != "read":
+                return
+            # The customer's own message was seen by an agent.
+            frame = {"type": "delivery", "message_id": m["id"], "state": "read"}
         elif envelope["kind"] == "typing" and envelope["data"].get("author") != "customer":
             frame = {"type": "typing", "author": envelope["data"].get("author", "agent")}
         else:
             return
         for feed in list(self._sockets.get(conv_id, ())):
             feed.send(frame)
+
+
+def _too_large(data: str) -> bool:
+    # A character is at most 4 bytes in UTF-8: most frames need no encoding to be measured.
+    return len(data) > MAX_FRAME // 4 and len(data.encode()) > MAX_FRAME
 
 
 def _error(code: str, detail: str, client_id: str | None = None) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class DeliveryState(enum.StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"
+    READ = "read"  # seen by the recipient (web chat: the widget open; the inbox: an agent)
     FAILED = "failed"
 
 

@@ -25,6 +25,7 @@ from hub.model import (
     Conversation,
     ConversationStatus,
     DeliveryState,
+    Direction,
     Event,
     EventKind,
     Identity,
@@ -213,6 +214,14 @@ class UnitOfWork(Protocol):
 
     def requeue_delivery(self, message_id: int, queued_at: datetime) -> Message | None:
         """A failed message becomes `queued` again (no error) with a fresh schedule."""
+        ...
+
+    def mark_delivery(
+        self, conversation_id: int, direction: Direction, up_to: int, state: DeliveryState
+    ) -> list[Message]:
+        """Receipts: the conversation's `direction` messages up to id `up_to` that are not yet
+        in `state` or later (delivered < read; a failed one stays failed) move to `state`;
+        the changed messages are returned."""
         ...
 
     def events(self, conversation_id: int) -> list[Event]: ...

@@ -43,7 +43,7 @@ class MessageOut(_Out):
     text: str
     attachments: list[AttachmentOut]
     channel: str
-    delivery_state: Literal["queued", "sent", "delivered", "failed"]
+    delivery_state: Literal["queued", "sent", "delivered", "read", "failed"]
     created_at: datetime
     choices: list[ChoiceOut]  # quick replies offered with the message (bot questions)
     # The message as sanitised HTML for display (bot and agent messages are Markdown); None

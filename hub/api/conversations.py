@@ -7,11 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.attachments import MAX_REPLY_ATTACHMENTS, AttachmentRef, stored_attachments
 from hub.api.auth import current_session
-from hub.api.keys import ATTACHMENTS, CONVERSATIONS, OUTBOX
+from hub.api.keys import ATTACHMENTS, CONVERSATIONS, OUTBOX, STORE
 from hub.errors import InvalidRequest
 from hub.http import Handler, endpoint, json_response, path_id, read_json, read_query
 from hub.model import ConversationStatus
 from hub.ports import ConversationFilter
+from hub.services.receipts import agent_read
 from hub.wire import ContactOut, ConversationOut, HandoffOut, MessageOut, message_json
 
 
@@ -211,6 +212,29 @@ resolve = _lifecycle("resolve", "Mark resolved")
 reopen = _lifecycle("reopen", "Reopen a resolved or closed conversation")
 
 
+class ReadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    up_to: int = Field(ge=1, le=2**63 - 1, description="the newest message id the agent saw")
+
+
+@endpoint(
+    "POST",
+    "/api/conversations/{id}/read",
+    "Mark the customer's messages up to `up_to` read (the web chat widget shows them Seen)",
+    tags=("conversations",),
+    body=ReadRequest,
+    status=204,
+    errors=(400, 401, 403, 404, 422),
+    auth="agent",
+)
+async def mark_read(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    conv_id = _conversation_id(request)
+    req = await read_json(request, ReadRequest)
+    await agent_read(request.app[STORE], conv_id, req.up_to, session.agent.id)
+    return web.Response(status=204)
+
+
 HANDLERS: list[Handler] = [
     list_conversations,
     get_conversation,
@@ -219,4 +243,5 @@ HANDLERS: list[Handler] = [
     assign,
     resolve,
     reopen,
+    mark_read,
 ]

@@ -67,6 +67,16 @@ from hub.storage.tables import (
 T_CONTACT = ContactRow.__table__  # type: ignore[attr-defined]
 T_CONVERSATION = ConversationRow.__table__  # type: ignore[attr-defined]
 T_MESSAGE = MessageRow.__table__  # type: ignore[attr-defined]
+_RECEIPTS = (DeliveryState.DELIVERED.value, DeliveryState.READ.value)
+# The states a receipt moves on from (`mark_delivery`): never back, never out of `failed`.
+_BEFORE_RECEIPT = {
+    DeliveryState.DELIVERED: (DeliveryState.QUEUED.value, DeliveryState.SENT.value),
+    DeliveryState.READ: (
+        DeliveryState.QUEUED.value,
+        DeliveryState.SENT.value,
+        DeliveryState.DELIVERED.value,
+    ),
+}
 T_EVENT = EventRow.__table__  # type: ignore[attr-defined]
 T_ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
 
@@ -529,11 +539,35 @@ class SqlUnitOfWork:
         row = self.session.get(MessageRow, message_id)
         if row is None:
             return None
-        row.delivery_state = state.value
+        # A receipt (the widget got or showed the message) may be stored before the outbox
+        # records its send: `sent` then must not take it back.
+        if not (state is DeliveryState.SENT and row.delivery_state in _RECEIPTS):
+            row.delivery_state = state.value
         if channel_message_id is not None:
             row.channel_message_id = channel_message_id
         self.session.flush()
         return convert.message(row)
+
+    def mark_delivery(
+        self, conversation_id: int, direction: Direction, up_to: int, state: DeliveryState
+    ) -> list[Message]:
+        earlier = _BEFORE_RECEIPT[state]
+        rows = self.session.execute(
+            sa.select(T_MESSAGE).where(
+                T_MESSAGE.c.conversation_id == conversation_id,
+                T_MESSAGE.c.direction == direction.value,
+                T_MESSAGE.c.id <= up_to,
+                T_MESSAGE.c.delivery_state.in_(earlier),
+            )
+        ).all()
+        if not rows:
+            return []
+        self.session.execute(
+            sa.update(T_MESSAGE)
+            .where(T_MESSAGE.c.id.in_([r.id for r in rows]))
+            .values(delivery_state=state.value)
+        )
+        return [dataclasses.replace(convert.message(r), delivery_state=state) for r in rows]
 
     def pending_sends(self, after_id: int = 0, limit: int = 500) -> list[PendingSend]:
         rows = self.session.exec(

@@ -31,7 +31,7 @@ async def _error(resp: aiohttp.ClientResponse) -> tuple[int, str]:
         (b'{"token": 42}', (422, "validation_failed")),
         (b'{"language": "klingon"}', (422, "validation_failed")),
         (b'{"unknown_field": 1}', (422, "validation_failed")),
-        (b'{"token": "short"}', (422, "validation_failed")),
+        (b'{"token": "short"}', (401, "invalid_token")),  # any wrong token, any length
         (b'{"token": "' + b"x" * 40 + b'"}', (401, "invalid_token")),
         (b'{"name": "' + b"n" * 300 + b'"}', (422, "validation_failed")),
         (b"\xff\xfe\x00", (400, "malformed_json")),

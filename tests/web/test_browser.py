@@ -47,8 +47,10 @@ def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     contexts = []
     errors: list[str] = []
 
-    def make(locale: str = "en-US") -> Page:
-        context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+    def make(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Page:
+        context = browser.new_context(
+            locale=locale, viewport=viewport or {"width": 1280, "height": 800}
+        )
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
@@ -182,11 +184,15 @@ def test_widget_speaks_chinese_when_asked(live_hub, open_page) -> None:
     expect(sent).to_have_attribute("data-state", "sent")
     expect(sent).to_have_attribute("aria-label", "您")
 
-    # Over the default 10,000-character limit: the hub refuses it with an error frame,
-    # which the widget shows in the visitor's language.
+    # Over the default 10,000-character limit (the widget learns it from the session): the
+    # counter says so before sending, and a send is refused in the visitor's language with
+    # the limit named, the text kept in the box.
     page.get_by_test_id("omnihub-input").fill("长" * 10_001)
+    expect(page.get_by_test_id("omnihub-counter")).to_have_text("超出上限 10,000 字，多了 1 字")
     page.get_by_test_id("omnihub-send").click()
-    expect(page.get_by_test_id("omnihub-error")).to_contain_text("消息太长")
+    expect(page.get_by_test_id("omnihub-error")).to_contain_text("消息超过 10,000 字的上限")
+    expect(page.get_by_test_id("omnihub-input")).to_have_value("长" * 10_001)
+    expect(widget_messages(page, "customer")).to_have_count(1)
 
 
 def test_widget_is_keyboard_operable(live_hub, open_page) -> None:

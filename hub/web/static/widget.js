@@ -47,11 +47,16 @@
       system: "System",
       sending: "Sending…",
       sent: "Sent",
+      read: "Seen",
       failed: "Not sent",
       typing: "Agent is typing…",
       unread: "new message",
+      newMessages: "New messages ↓",
       connecting: "Connecting…",
-      offline: "Connection lost. Reconnecting…",
+      offline: "You are offline. Messages you write now are kept and sent when the connection is back.",
+      reconnecting: "Connection lost. Reconnecting… Messages you write now are kept and sent when it is back.",
+      charsLeft: "Characters left: {left} of {max}",
+      charsOver: "Over the limit of {max} characters by {over}",
       log: "Chat messages",
       files: "Files",
       attach: "Send a file",
@@ -63,6 +68,7 @@
       err_file_failed: "Your file could not be sent. Please try again.",
       err_telegram_failed: "Telegram is not available right now. Please try again later.",
       err_text_too_long: "Your message is too long. Please shorten it and send it again.",
+      err_text_over_limit: "Your message is longer than the limit of {max} characters. It is still in the box: please shorten it and send it again.",
       err_empty_text: "Please type a message first.",
       err_rate_limited: "You are sending messages too quickly. We will retry in a moment.",
       err_storage_unavailable: "We could not save your message yet. We will retry in a moment.",
@@ -84,11 +90,16 @@
       system: "系统",
       sending: "发送中…",
       sent: "已发送",
+      read: "已读",
       failed: "未发送",
       typing: "客服正在输入…",
       unread: "新消息",
+      newMessages: "新消息 ↓",
       connecting: "正在连接…",
-      offline: "连接已断开，正在重新连接…",
+      offline: "您已离线。现在写的消息会保留，连接恢复后自动发送。",
+      reconnecting: "连接已断开，正在重新连接…现在写的消息会保留，恢复后自动发送。",
+      charsLeft: "还可输入 {left} 字（上限 {max} 字）",
+      charsOver: "超出上限 {max} 字，多了 {over} 字",
       log: "聊天记录",
       files: "文件",
       attach: "发送文件",
@@ -100,6 +111,7 @@
       err_file_failed: "文件未能发送，请重试。",
       err_telegram_failed: "暂时无法使用 Telegram，请稍后再试。",
       err_text_too_long: "消息太长，请缩短后重新发送。",
+      err_text_over_limit: "消息超过 {max} 字的上限，内容仍保留在输入框中，请缩短后重新发送。",
       err_empty_text: "请先输入消息内容。",
       err_rate_limited: "发送太频繁，稍后将自动重试。",
       err_storage_unavailable: "消息暂未保存，稍后将自动重试。",
@@ -129,7 +141,26 @@
     byMessageId: new Map(), // message_id -> element, to drop duplicates from history/socket
     byClientId: new Map(), // client_id -> element, to mark a pending message sent on ack
     sessionPending: null, // the session request in flight, shared by whoever needs it
+    maxText: null, // the hub's text limit in characters, from the session response
+    pinned: true, // the log follows new messages until the customer scrolls up to read
+    autoScrollTop: -1, // where we last scrolled the log ourselves (that scroll is not theirs)
+    unseen: [], // messages that arrived while the customer was scrolled up
+    newestIncoming: 0, // the newest message id from the business side shown in the log
+    receipted: { delivered: 0, read: 0 }, // up_to of the receipts sent
+    receiptTimer: null,
+    revealQueued: false,
   };
+
+  // A string of the table with {name} placeholders filled in.
+  function say(key, vars) {
+    return (T[key] || "").replace(/\{(\w+)\}/g, (_, name) =>
+      vars && vars[name] !== undefined ? String(vars[name]) : "",
+    );
+  }
+
+  function formatCount(n) {
+    return Number(n).toLocaleString(lang);
+  }
 
   function deriveHubBase(src) {
     // The widget lives at HUB/static/widget.js; everything else hangs off HUB.
@@ -235,8 +266,15 @@
 .omnihub-alt[hidden] { display: none; }
 .omnihub-status { margin: 0; padding: 6px 16px; background: #fff4ce; color: #3d3000; font-size: 13px; }
 .omnihub-status:empty { display: none; }
-.omnihub-log { flex: 1; overflow-y: auto; padding: 12px; background: #f5f6f8;
+.omnihub-logwrap { position: relative; flex: 1; min-height: 0; display: flex; }
+.omnihub-log { flex: 1; min-height: 0; overflow-y: auto; padding: 12px; background: #f5f6f8;
   display: flex; flex-direction: column; gap: 8px; }
+.omnihub-log > * { flex-shrink: 0; }
+.omnihub-pill { position: absolute; left: 50%; bottom: 10px; transform: translateX(-50%);
+  padding: 6px 14px; border: 2px solid #0b3d91; border-radius: 999px; background: #0b3d91;
+  color: #ffffff; font-size: 14px; font-weight: 600; box-shadow: 0 2px 8px rgba(0,0,0,.25); }
+.omnihub-pill[hidden] { display: none; }
+.omnihub-pill:focus-visible { outline-color: #0b3d91; box-shadow: 0 0 0 3px #ffffff; }
 .omnihub-welcome { margin: 0; padding: 10px 12px; color: #33363d; background: #ffffff;
   border-radius: 10px; align-self: flex-start; max-width: 85%; }
 .omnihub-msg { max-width: 85%; padding: 8px 12px; border-radius: 12px; background: #ffffff;
@@ -248,6 +286,20 @@
 .omnihub-meta { display: flex; gap: 8px; font-size: 12px; color: #4a4f57; margin-bottom: 2px; }
 .omnihub-author { font-weight: 600; color: #2b2f36; }
 .omnihub-text { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.omnihub-html { white-space: normal; }
+.omnihub-html > :first-child { margin-top: 0; }
+.omnihub-html > :last-child { margin-bottom: 0; }
+.omnihub-html p, .omnihub-html ul, .omnihub-html ol, .omnihub-html pre,
+.omnihub-html table { margin: 0 0 8px; }
+.omnihub-html ul, .omnihub-html ol { padding-left: 20px; }
+.omnihub-html a { color: #0b3d91; text-decoration: underline; }
+.omnihub-html code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px;
+  background: #eceef2; border-radius: 4px; padding: 0 3px; }
+.omnihub-html pre { white-space: pre-wrap; background: #eceef2; padding: 6px 8px; border-radius: 6px; }
+.omnihub-html table { display: block; overflow-x: auto; border-collapse: collapse; font-size: 14px; }
+.omnihub-html th, .omnihub-html td { border: 1px solid #c4c8cf; padding: 3px 6px; text-align: left;
+  vertical-align: top; }
+.omnihub-html th { background: #eceef2; }
 .omnihub-files { list-style: none; margin: 6px 0 0; padding: 0; display: flex;
   flex-direction: column; gap: 4px; }
 .omnihub-file-icon { vertical-align: -2px; margin-right: 4px; color: #4a4f57; }
@@ -276,7 +328,12 @@
 .omnihub-send { padding: 10px 16px; border: 2px solid #0b3d91; border-radius: 8px;
   background: #0b3d91; color: #ffffff; font-weight: 600; }
 .omnihub-send:hover { background: #08306f; }
-.omnihub-hint { margin: 0; padding: 0 12px 8px; font-size: 12px; color: #4a4f57; background: #ffffff; }
+.omnihub-foot { display: flex; flex-wrap: wrap; justify-content: space-between; gap: 2px 8px;
+  margin: 0; padding: 0 12px 8px; font-size: 12px; color: #4a4f57; background: #ffffff; }
+.omnihub-hint { margin: 0; }
+.omnihub-counter { margin: 0 0 0 auto; font-variant-numeric: tabular-nums; }
+.omnihub-counter[hidden] { display: none; }
+.omnihub-counter[data-over] { color: #b3261e; font-weight: 600; }
 @media (max-width: 480px) {
   .omnihub-panel { position: fixed; inset: 0; width: 100vw; height: 100vh; border-radius: 0; }
 }
@@ -295,6 +352,7 @@
     const titleId = panelId + "-title";
     const inputId = panelId + "-input";
     const hintId = panelId + "-hint";
+    const counterId = panelId + "-counter";
 
     const dot = el("span", { class: "omnihub-dot", "aria-hidden": "true", hidden: true });
     const unreadText = el("span", { class: "omnihub-sr" });
@@ -349,13 +407,22 @@
       },
       el("p", { class: "omnihub-welcome", text: T.welcome }),
     );
+    // Shown when replies arrive while the customer is scrolled up reading older ones.
+    const pill = el("button", {
+      type: "button",
+      class: "omnihub-pill",
+      "data-testid": "omnihub-new-messages",
+      hidden: true,
+      text: T.newMessages,
+    });
+    const logWrap = el("div", { class: "omnihub-logwrap" }, log, pill);
     const typing = el("p", { class: "omnihub-typing", hidden: true, "aria-live": "polite" });
     const input = el("textarea", {
       id: inputId,
       class: "omnihub-input",
       rows: "1",
       placeholder: T.placeholder,
-      "aria-describedby": hintId,
+      "aria-describedby": hintId + " " + counterId,
       "data-testid": "omnihub-input",
     });
     const fileInput = el("input", {
@@ -389,7 +456,18 @@
       fileInput,
       send,
     );
-    const hint = el("p", { class: "omnihub-hint", id: hintId, text: T.hint });
+    const counter = el("p", {
+      class: "omnihub-counter",
+      id: counterId,
+      "data-testid": "omnihub-counter",
+      hidden: true,
+    });
+    const foot = el(
+      "div",
+      { class: "omnihub-foot" },
+      el("p", { class: "omnihub-hint", id: hintId, text: T.hint }),
+      counter,
+    );
     const panel = el(
       "div",
       {
@@ -404,10 +482,10 @@
       header,
       alt,
       status,
-      log,
+      logWrap,
       typing,
       form,
-      hint,
+      foot,
     );
     const root = el("div", { class: "omnihub-root", lang }, panel, launcher);
     document.body.append(root);
@@ -420,6 +498,16 @@
         closePanel();
       }
     });
+    // Focus should never be on the page body while the chat is open; if the page puts it
+    // there anyway, Escape still closes the chat.
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !panel.hidden && document.activeElement === document.body) {
+        e.preventDefault();
+        closePanel();
+      }
+    });
+    log.addEventListener("scroll", onLogScroll, { passive: true });
+    pill.addEventListener("click", jumpToNew);
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       submitInput();
@@ -432,7 +520,7 @@
       fileInput.value = ""; // choosing the same file again is a new message
     });
 
-    return { root, launcher, dot, unreadText, panel, status, log, typing, input };
+    return { root, launcher, dot, unreadText, panel, status, log, pill, typing, input, counter };
   }
 
   /* ---------- panel ---------- */
@@ -442,7 +530,10 @@
     ui.launcher.setAttribute("aria-expanded", "true");
     setUnread(false);
     ui.input.focus();
-    scrollToEnd(true);
+    state.pinned = true;
+    clearUnseen();
+    revealLatest();
+    scheduleReceipts();
     if (!state.started) start();
   }
 
@@ -462,10 +553,88 @@
     ui.status.textContent = text || "";
   }
 
-  function scrollToEnd(force) {
+  /* ---------- scrolling ---------- */
+
+  // New messages come into view (the latest fully, or its top when it is taller than the
+  // log) unless the customer scrolled up to read: then a pill offers to jump down.
+  const NEAR_END_PX = 40;
+
+  function atEnd() {
     const log = ui.log;
-    const nearEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-    if (force || nearEnd) log.scrollTop = log.scrollHeight;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_END_PX;
+  }
+
+  function onLogScroll() {
+    if (Math.abs(ui.log.scrollTop - state.autoScrollTop) < 2) return; // our own scroll
+    state.autoScrollTop = -1;
+    state.pinned = atEnd();
+    if (state.pinned) clearUnseen();
+  }
+
+  function scrollLogTo(top) {
+    const log = ui.log;
+    const max = Math.max(0, log.scrollHeight - log.clientHeight);
+    log.scrollTop = Math.max(0, Math.min(max, top));
+    state.autoScrollTop = log.scrollTop;
+  }
+
+  // Scroll so `node` is fully in view, or its top at the top when it is taller than the log.
+  function showNode(node) {
+    const log = ui.log;
+    const top = node.getBoundingClientRect().top - log.getBoundingClientRect().top;
+    const padding = parseFloat(getComputedStyle(log).paddingTop) || 0;
+    scrollLogTo(Math.min(log.scrollHeight, log.scrollTop + top - padding));
+  }
+
+  function lastEntry() {
+    const entries = ui.log.querySelectorAll(".omnihub-msg, .omnihub-error");
+    return entries.length ? entries[entries.length - 1] : null;
+  }
+
+  function revealLatest() {
+    if (ui.panel.hidden) return;
+    const last = lastEntry();
+    if (last) showNode(last);
+  }
+
+  // `own`: the customer's own message or a notice for them, always brought into view.
+  function follow(node, own) {
+    if (own) {
+      state.pinned = true;
+      clearUnseen();
+    }
+    if (ui.panel.hidden) return; // opening the panel shows the latest
+    if (state.pinned) {
+      // Once, after whatever else this task adds (a whole history, quick replies): one layout.
+      if (!state.revealQueued) {
+        state.revealQueued = true;
+        queueMicrotask(() => {
+          state.revealQueued = false;
+          if (state.pinned) revealLatest();
+        });
+      }
+      return;
+    }
+    if (!state.unseen.includes(node)) state.unseen.push(node);
+    ui.pill.hidden = false;
+  }
+
+  function clearUnseen() {
+    if (state.unseen.length) scheduleReceipts(); // what was unseen is in view now
+    state.unseen = [];
+    if (ui.pill.hidden) return;
+    const hadFocus = document.activeElement === ui.pill;
+    ui.pill.hidden = true;
+    if (hadFocus) ui.log.focus(); // never let focus fall to the page body
+  }
+
+  function jumpToNew() {
+    const first = state.unseen.find((n) => n.isConnected);
+    state.pinned = true;
+    if (first) showNode(first);
+    if (atEnd() || !first) revealLatest();
+    ui.log.focus();
+    clearUnseen();
   }
 
   /* ---------- messages ---------- */
@@ -553,9 +722,21 @@
     return list.childElementCount ? list : null;
   }
 
+  // The message's words: the hub's sanitised HTML for bot and agent messages (docs/api.md,
+  // `html`), else the plain text with its line breaks.
+  function messageBody(text, html) {
+    if (typeof html === "string" && html) {
+      const body = el("div", { class: "omnihub-text omnihub-html" });
+      body.innerHTML = html; // sanitised by the hub, never built from customer input here
+      return body;
+    }
+    return el("p", { class: "omnihub-text", text });
+  }
+
   function renderMessage({
     author,
     text,
+    html,
     createdAt,
     authorName,
     messageId,
@@ -581,14 +762,18 @@
         el("time", { datetime: createdAt || "", text: formatTime(createdAt) }),
         author === "customer" ? stateEl : null,
       ),
-      text || !files || !files.length ? el("p", { class: "omnihub-text", text }) : null,
+      text || !files || !files.length ? messageBody(text, author === "customer" ? null : html) : null,
       Array.isArray(files) && files.length ? renderFiles(files) : null,
     );
     if (messageId != null) node.dataset.messageId = String(messageId);
     if (clientId) state.byClientId.set(clientId, node);
     if (author === "customer") setMessageState(node, st || "sent");
-    insertInOrder(node);
     if (messageId != null) state.byMessageId.set(messageId, node);
+    if (author !== "customer" && messageId > state.newestIncoming) {
+      state.newestIncoming = messageId;
+      scheduleReceipts();
+    }
+    insertInOrder(node);
     return node;
   }
 
@@ -600,6 +785,7 @@
   }
 
   function setMessageState(node, st) {
+    if (node.dataset.state === "read" && st === "sent") return; // seen stays seen
     node.dataset.state = st;
     const stateEl = node.querySelector(".omnihub-state");
     if (stateEl) stateEl.textContent = T[st] || "";
@@ -622,7 +808,7 @@
     }
     if (before) ui.log.insertBefore(node, before);
     else ui.log.append(node);
-    scrollToEnd(node.dataset.author === "customer");
+    follow(node, node.dataset.author === "customer" && id === null);
   }
 
   function markSent(clientId, messageId) {
@@ -641,17 +827,26 @@
   }
 
   function showError(code) {
-    const text = T["err_" + code] || T.err_generic;
-    ui.log.append(el("p", { class: "omnihub-error", "data-testid": "omnihub-error", text }));
-    scrollToEnd(true);
+    showNotice(T["err_" + code] || T.err_generic);
+  }
+
+  function showNotice(text) {
+    const node = el("p", { class: "omnihub-error", "data-testid": "omnihub-error", text });
+    ui.log.append(node);
+    follow(node, true);
   }
 
   function mergeHistory(messages) {
     for (const m of messages) {
-      if (state.byMessageId.has(m.message_id)) continue;
+      const known = state.byMessageId.get(m.message_id);
+      if (known) {
+        if (m.author === "customer" && m.delivery_state === "read") setMessageState(known, "read");
+        continue;
+      }
       if (m.client_id && state.byClientId.has(m.client_id)) {
         const node = state.byClientId.get(m.client_id);
         markSent(m.client_id, m.message_id);
+        if (m.delivery_state === "read") setMessageState(node, "read");
         setFiles(node, m.attachments);
         continue;
       }
@@ -662,10 +857,11 @@
       renderMessage({
         author: m.author,
         text: m.text,
+        html: m.html,
         createdAt: m.created_at,
         authorName: m.author_name,
         messageId: m.message_id,
-        state: "sent",
+        state: m.delivery_state === "read" ? "read" : "sent",
         files: m.attachments,
       });
     }
@@ -686,6 +882,7 @@
     const input = ui.input;
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight + 2, 140) + "px";
+    updateCounter();
     const now = Date.now();
     if (input.value.trim() && now - state.lastTypingSent >= TYPING_SEND_MS && socketOpen()) {
       state.lastTypingSent = now;
@@ -693,19 +890,59 @@
     }
   }
 
+  // The hub counts characters (code points) of the trimmed text; so do we.
+  function charCount(text) {
+    let n = 0;
+    for (const _ of text) n += 1;
+    return n;
+  }
+
+  // The limit is shown as it nears (the last fifth), and how far over once it is passed.
+  function updateCounter() {
+    const max = state.maxText;
+    const raw = ui.input.value;
+    const counter = ui.counter;
+    // UTF-16 length >= characters: most keystrokes need no counting at all.
+    const count = max && raw.length >= max * 0.8 ? charCount(raw.trim()) : 0;
+    if (!max || count < max * 0.8) {
+      counter.hidden = true;
+      counter.textContent = "";
+      counter.removeAttribute("data-over");
+      return;
+    }
+    const over = count > max;
+    counter.hidden = false;
+    counter.toggleAttribute("data-over", over);
+    counter.textContent = over
+      ? say("charsOver", { over: formatCount(count - max), max: formatCount(max) })
+      : say("charsLeft", { left: formatCount(max - count), max: formatCount(max) });
+  }
+
+  function overLimitNotice() {
+    if (!state.maxText) showError("text_too_long");
+    else showNotice(say("err_text_over_limit", { max: formatCount(state.maxText) }));
+  }
+
   function submitInput() {
     const text = ui.input.value.trim();
     if (!text) return;
-    if (new TextEncoder().encode(text).length > MAX_FRAME_BYTES) {
-      showError("text_too_long");
+    const tooLong =
+      (state.maxText && text.length > state.maxText && charCount(text) > state.maxText) ||
+      new TextEncoder().encode(text).length > MAX_FRAME_BYTES;
+    if (tooLong) {
+      // Refused here, before it is hit: the text stays in the box to be shortened.
+      overLimitNotice();
+      ui.input.focus();
       return;
     }
     ui.input.value = "";
     ui.input.style.height = "";
+    updateCounter();
     sendText(text);
   }
 
   function sendText(text) {
+    retireChoices(); // the customer moved on: earlier questions' buttons no longer apply
     state.lastTypingSent = 0; // the next message is news to the agent: announce it at once
     const item = { client_id: newClientId(), text, created_at: new Date().toISOString() };
     state.unacked.push(item);
@@ -768,9 +1005,7 @@
     setMessageState(node, "failed");
     const code = res && res.data && res.data.error ? res.data.error.code : "";
     const key = code === "rate_limited" ? "err_file_rate_limited" : "err_" + code;
-    const text = T[key] || T.err_file_failed;
-    ui.log.append(el("p", { class: "omnihub-error", "data-testid": "omnihub-error", text }));
-    scrollToEnd(true);
+    showNotice(T[key] || T.err_file_failed);
   }
 
   async function continueOnTelegram(box) {
@@ -834,6 +1069,7 @@
     if (!frame || typeof frame !== "object") return;
     if (frame.type === "ack") markSent(frame.client_id, frame.message_id);
     else if (frame.type === "message") onIncomingMessage(frame);
+    else if (frame.type === "delivery") onDelivery(frame);
     else if (frame.type === "typing") showTyping();
     else if (frame.type === "error") onErrorFrame(frame);
   }
@@ -841,9 +1077,11 @@
   function onIncomingMessage(frame) {
     if (state.byMessageId.has(frame.message_id)) return;
     hideTyping();
+    retireChoices(); // only the newest message's quick replies apply (not after a hand-over)
     const node = renderMessage({
       author: frame.author || "system",
       text: frame.text || "",
+      html: frame.html,
       createdAt: frame.created_at,
       authorName: frame.author_name,
       messageId: frame.message_id,
@@ -851,6 +1089,43 @@
     });
     if (Array.isArray(frame.choices) && frame.choices.length) renderChoices(node, frame.choices);
     if (ui.panel.hidden) setUnread(true);
+  }
+
+  // An agent saw the customer's message: "Seen".
+  function onDelivery(frame) {
+    const node = state.byMessageId.get(frame.message_id);
+    if (node && node.dataset.author === "customer" && frame.state === "read") {
+      setMessageState(node, "read");
+    }
+  }
+
+  // Receipts (docs/webchat-protocol.md): the replies up to the newest one shown are
+  // `delivered` to this browser, and `read` while the chat is open on a visible page. One
+  // frame covers many messages, sent once the current burst of messages is drawn.
+  function scheduleReceipts() {
+    if (state.receiptTimer) return;
+    state.receiptTimer = setTimeout(() => {
+      state.receiptTimer = null;
+      sendReceipts();
+    }, 0);
+  }
+
+  function sendReceipts() {
+    const newest = state.newestIncoming;
+    if (!newest || !socketOpen()) return; // sent again when the socket opens
+    const shown = !ui.panel.hidden && document.visibilityState === "visible";
+    // Scrolled up with the pill showing: read up to just before the first unseen reply.
+    const unseenIds = state.unseen.map((n) => Number(n.dataset.messageId)).filter((id) => id > 0);
+    const read = !shown ? 0 : unseenIds.length ? Math.min(...unseenIds) - 1 : newest;
+    if (read > state.receipted.read) {
+      state.ws.send(JSON.stringify({ type: "read", up_to: read }));
+      state.receipted.read = read;
+      state.receipted.delivered = Math.max(state.receipted.delivered, read);
+    }
+    if (newest > state.receipted.delivered) {
+      state.ws.send(JSON.stringify({ type: "delivered", up_to: newest }));
+      state.receipted.delivered = newest;
+    }
   }
 
   // Refusals that mean "not now": the message stays queued and is sent again.
@@ -869,13 +1144,25 @@
         text: choice.title,
       });
       button.addEventListener("click", () => {
-        for (const b of row.querySelectorAll("button")) b.disabled = true;
+        // Into the input before the buttons are disabled: a disabled button drops focus to
+        // the page body, where Escape and typing no longer reach the chat.
+        ui.input.focus();
         sendText(typeof choice.payload === "string" ? choice.payload : choice.title);
       });
       row.append(button);
     }
     node.append(row);
-    scrollToEnd(false);
+    follow(node, false);
+  }
+
+  function retireChoices() {
+    if (ui.log.contains(document.activeElement) && document.activeElement.matches("button")) {
+      ui.input.focus();
+    }
+    for (const row of ui.log.querySelectorAll(".omnihub-choices:not([aria-disabled])")) {
+      row.setAttribute("aria-disabled", "true");
+      for (const b of row.querySelectorAll("button")) b.disabled = true;
+    }
   }
 
   function onErrorFrame(frame) {
@@ -890,10 +1177,20 @@
       state.unacked = state.unacked.filter((m) => m !== item);
       saveUnacked();
       const node = state.byClientId.get(item.client_id);
-      if (node) setMessageState(node, "failed");
       state.byClientId.delete(item.client_id);
+      if (frame.code === "text_too_long" && !ui.input.value.trim()) {
+        // Nothing is lost: the text goes back in the box, to be shortened and sent again.
+        if (node) node.remove();
+        ui.input.value = item.text;
+        onInputChange();
+        ui.input.focus();
+        overLimitNotice();
+        return;
+      }
+      if (node) setMessageState(node, "failed");
     }
-    showError(frame.code);
+    if (frame.code === "text_too_long") overLimitNotice();
+    else showError(frame.code);
   }
 
   function showTyping() {
@@ -951,6 +1248,10 @@
     if (!res.ok || !res.data || !res.data.token) throw new Error("session " + res.status);
     state.token = res.data.token;
     state.conversationId = res.data.conversation_id;
+    if (Number.isInteger(res.data.max_text_chars) && res.data.max_text_chars > 0) {
+      state.maxText = res.data.max_text_chars;
+      updateCounter();
+    }
     store.set(TOKEN_KEY, state.token);
     ui.panel.dataset.conversationId = String(state.conversationId);
   }
@@ -1004,6 +1305,8 @@
       state.attempt = 0;
       setStatus("");
       for (const item of state.unacked) sendFrame(item);
+      state.receipted = { delivered: 0, read: 0 }; // a new socket: say it once more
+      scheduleReceipts();
       // Anything stored between the history fetch and this moment arrives only via history.
       syncHistory().catch(() => {});
     });
@@ -1025,19 +1328,29 @@
   function scheduleReconnect() {
     clearTimeout(state.reconnectTimer);
     state.attempt += 1;
-    if (state.attempt > 1) setStatus(T.offline);
+    setStatus(navigator.onLine === false ? T.offline : T.reconnecting);
     // Exponential backoff with jitter so a restarted hub is not hit by every visitor at once.
     const base = Math.min(BACKOFF_MAX_MS, 500 * 2 ** Math.min(state.attempt, 6));
     const delay = base / 2 + Math.random() * (base / 2);
     state.reconnectTimer = setTimeout(connect, delay);
   }
 
+  // The browser knows before the socket does: say so at once; messages written meanwhile
+  // wait in the outbox (state.unacked) and go out with their client_id on reconnect.
+  window.addEventListener("offline", () => {
+    if (!state.started) return;
+    setStatus(T.offline);
+    if (state.ws) dropSocket();
+  });
   window.addEventListener("online", () => {
-    if (state.started && !state.ws) {
+    if (!state.started) return;
+    setStatus(T.connecting);
+    if (!state.ws) {
       state.attempt = 0;
       connect();
     }
   });
+  document.addEventListener("visibilitychange", scheduleReceipts);
 
   // A returning visitor resumes at once, so pending messages go out and replies
   // raise the unread dot; a new visitor only creates a conversation when they open the chat.
