@@ -66,6 +66,13 @@ def conversation_of(customer: Page) -> str:
     return conversation_id
 
 
+def message_fields(page: Page, url: str) -> dict[str, Any]:
+    """The message JSON's fields as this hub's API document describes them."""
+    response = page.request.get(url + "/api/openapi.json")
+    assert response.ok
+    return dict(response.json()["components"]["schemas"]["MessageOut"]["properties"])
+
+
 def same_after_reload(agent: Page, reopen: str, filter_label: str | None = None) -> None:
     """The live page's state, then the page reloaded (and the conversation reopened): equal."""
     live = snapshot(agent)
@@ -93,10 +100,10 @@ def test_live_events_leave_the_inbox_as_a_reload_shows_it(bot_hub, open_page) ->
     ana = open_page()
     ana.goto(bot_hub.url + "/demo")
     shared.open_widget(ana)
-    question = "Where is my order A-12345? You can mail me at ana@example.com"
-    ask(ana, question)
-    expect(shared.widget_messages(ana, "bot")).not_to_have_count(0)
-    ask(ana, "talk to a human please")
+    ask(ana, "Where is my parcel? My order A-12345 has not arrived")
+    tracking = shared.widget_messages(ana, "bot").filter(has_text="How do I track my order?")
+    expect(tracking).to_be_visible()
+    ask(ana, "talk to a human please, my email is ana@example.com")
     expect(shared.widget_messages(ana, "bot").filter(has_text="colleague")).to_be_visible()
     ana_id = conversation_of(ana)
 
@@ -105,14 +112,30 @@ def test_live_events_leave_the_inbox_as_a_reload_shows_it(bot_hub, open_page) ->
     # The row keeps its last-message preview through the status change.
     expect(ana_row).to_contain_text("colleague")
 
-    ana_row.click()
+    # Opening it marks the customer's messages read up to the newest (contract 4's marker).
+    with agent.expect_request(lambda r: r.method == "POST" and r.url.endswith("/read")) as read:
+        ana_row.click()
+    newest = shared.inbox_messages(agent, "customer").last.get_attribute("data-message-id")
+    assert read.value.url.endswith(f"/api/conversations/{ana_id}/read")
+    assert json.loads(read.value.post_data or "{}") == {"up_to": int(newest or 0)}
     card = agent.get_by_test_id("conv-handoff")
     expect(card).to_contain_text("The customer asked for a person")
-    expect(card.get_by_test_id("handoff-summary")).to_contain_text("Where is my order A-12345?")
+    summary = card.get_by_test_id("handoff-summary")
+    expect(summary).to_contain_text("Where is my parcel? My order A-12345 has not arrived")
+    expect(summary).to_contain_text("my email is ana@example.com")
     details = card.get_by_test_id("handoff-details")
     expect(details).to_contain_text("Order number")
     expect(details).to_contain_text("A-12345")
     expect(details).to_contain_text("ana@example.com")
+    agent.screenshot(path="/tmp/omnihub-inbox-handover.png")
+    answer = shared.inbox_messages(agent, "bot").filter(has_text="How do I track my order?")
+    if "html" in message_fields(agent, bot_hub.url):
+        # The hub's sanitised HTML (contract 1): the article link is a link.
+        link = answer.locator('a[href*="/help/articles/"]')
+        expect(link).to_have_attribute("target", "_blank")
+    else:  # plain text, escaped, line breaks kept
+        expect(answer.locator("p.msg-text")).to_contain_text("/help/articles/")
+        expect(answer.locator("a")).to_have_count(0)
     assert_accessible(agent)
 
     # A reply to the queued conversation assigns it: status and preview change together.
@@ -125,11 +148,16 @@ def test_live_events_leave_the_inbox_as_a_reload_shows_it(bot_hub, open_page) ->
     expect(mine.get_by_test_id("msg-delivery")).to_have_accessible_name("Sent")
     expect(shared.widget_messages(ana, "agent")).to_contain_text("I am looking at order")
 
-    # The customer answers while the conversation is open; another one arrives meanwhile.
-    ask(ana, "Thanks, it was due on Monday")
+    # The customer answers while the conversation is open (and read at once); another
+    # conversation arrives meanwhile.
+    with agent.expect_request(lambda r: r.method == "POST" and r.url.endswith("/read")) as read:
+        ask(ana, "Thanks, it was due on Monday")
     expect(ana_row).to_contain_text("it was due on Monday")
-    answer = shared.inbox_messages(agent, "customer").filter(has_text="due on Monday")
-    expect(answer).to_be_visible()
+    thanks = shared.inbox_messages(agent, "customer").filter(has_text="due on Monday")
+    expect(thanks).to_be_visible()
+    assert json.loads(read.value.post_data or "{}") == {
+        "up_to": int(thanks.get_attribute("data-message-id") or 0)
+    }
     bo = open_page()
     bo.goto(bot_hub.url + "/demo")
     shared.open_widget(bo)
@@ -151,6 +179,7 @@ def test_live_events_leave_the_inbox_as_a_reload_shows_it(bot_hub, open_page) ->
     expect(ana_row).to_have_count(0)  # resolved again: out of the open list
     agent.get_by_role("button", name="Resolved", exact=True).click()
     expect(ana_row).to_contain_text("4/5")
+    agent.screenshot(path="/tmp/omnihub-inbox-csat.png")
     assert_accessible(agent)
     same_after_reload(agent, ana_id, "Resolved")
 
@@ -179,3 +208,29 @@ def test_the_inbox_speaks_one_language(live_hub, open_page) -> None:
         shared.inbox_messages(agent, "customer").filter(has_text="anyone there")
     ).to_have_attribute("aria-label", f"访客 {code}")
     assert_accessible(agent)
+
+
+def test_a_conversation_assigned_elsewhere_arrives_with_its_preview(live_hub, open_page) -> None:
+    customer = open_page()
+    customer.goto(live_hub.url + "/demo")
+    shared.open_widget(customer)
+    ask(customer, "My parcel came damaged")
+    conversation_id = conversation_of(customer)
+
+    mine = open_page()  # this tab watches "Mine", empty so far
+    shared.sign_in(mine, live_hub)
+    mine.get_by_role("button", name="Mine", exact=True).click()
+    expect(mine.get_by_test_id("conversation-row")).to_have_count(0)
+
+    other_tab = open_page()  # the same agent takes it in another tab
+    shared.sign_in(other_tab, live_hub)
+    row(other_tab, conversation_id).click()
+    other_tab.get_by_test_id("assign-btn").click()
+    expect(other_tab.get_by_test_id("conv-status")).to_have_text("Assigned")
+
+    taken = row(mine, conversation_id)
+    expect(taken).to_contain_text("Assigned")
+    expect(taken).to_contain_text("My parcel came damaged")
+    taken.click()
+    expect(shared.inbox_messages(mine, "customer")).to_have_count(1)
+    same_after_reload(mine, conversation_id, "Mine")

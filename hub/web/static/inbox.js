@@ -1013,8 +1013,11 @@
       if (at >= 0) {
         messages[at] = m;
         const node = $("messages").querySelector(`[data-message-id="${m.id}"]`);
-        if (node) node.replaceWith(renderMessage(m));
-        else renderMessages();
+        if (!node) return renderMessages();
+        const hadFocus = node.contains(document.activeElement); // e.g. its Resend button
+        const fresh = renderMessage(m);
+        node.replaceWith(fresh);
+        if (hadFocus) (fresh.querySelector("button") || $("messages")).focus();
       }
     }
   }
