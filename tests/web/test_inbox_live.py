@@ -128,6 +128,12 @@ def test_live_events_leave_the_inbox_as_a_reload_shows_it(bot_hub, open_page) ->
     expect(details).to_contain_text("A-12345")
     expect(details).to_contain_text("ana@example.com")
     agent.screenshot(path="/tmp/omnihub-inbox-handover.png")
+    fold = card.get_by_test_id("handoff-toggle")  # the card folds to its title and back
+    fold.click()
+    expect(fold).to_have_attribute("aria-expanded", "false")
+    expect(summary).to_be_hidden()
+    fold.click()
+    expect(summary).to_be_visible()
     answer = shared.inbox_messages(agent, "bot").filter(has_text="How do I track my order?")
     if "html" in message_fields(agent, bot_hub.url):
         # The hub's sanitised HTML (contract 1): the article link is a link.

@@ -69,7 +69,7 @@
       transferTeam: "Team", transferTarget: "Agent ID or team name", transferSubmit: "Transfer",
       cancel: "Cancel", transferred: "Conversation transferred.",
       badAgentId: "Enter the agent's number (ID).",
-      kbLink: "Knowledge base", visitor: "Visitor {code}",
+      kbLink: "Knowledge base", visitor: "Visitor {code}", hide: "Hide", show: "Show",
       handoffAsked: "The customer asked", handoffDetails: "Details the bot collected",
       csat: "Rating {score}/5", csatLabel: "Customer rating: {score} out of 5",
       csatContact: "Latest rating of this contact: {score}/5 (conversation #{id})",
@@ -144,7 +144,7 @@
       transferTeam: "团队", transferTarget: "客服编号或团队名称", transferSubmit: "转接",
       cancel: "取消", transferred: "会话已转接。",
       badAgentId: "请输入客服的编号。",
-      kbLink: "知识库", visitor: "访客 {code}",
+      kbLink: "知识库", visitor: "访客 {code}", hide: "收起", show: "展开",
       handoffAsked: "客户的问题", handoffDetails: "机器人收集的信息",
       csat: "评分 {score}/5", csatLabel: "客户评分：{score}（满分 5）",
       csatContact: "该联系人最近的评分：{score}/5（会话 #{id}）",
@@ -180,6 +180,9 @@
     missedFrames: [], // events seen while the list was loading, replayed over the fresh list
     fetching: new Set(),
     readUpTo: new Map(), // conversation id -> newest customer message id marked read
+    // The hand-over card folded to its title: by default on a phone, where it would take
+    // the room the messages need.
+    handoffFolded: window.matchMedia("(max-width: 720px)").matches,
     ws: null,
     wsWanted: false,
     wsAttempt: 0,
@@ -673,7 +676,8 @@
     const box = $("handoff");
     box.hidden = !h;
     if (!h) return;
-    const lines = [el("p", { class: "handoff-reason", text: labelFor("handoff_", h.reason) })];
+    $("handoff-reason").textContent = labelFor("handoff_", h.reason);
+    const lines = [];
     if (["message", "callback", "overflow_message", "overflow_callback"].includes(h.mode)) {
       lines.push(el("p", { text: t("handoffMode_" + h.mode) }));
     }
@@ -707,6 +711,17 @@
       );
     }
     $("handoff-body").replaceChildren(...lines);
+    $("handoff-toggle").hidden = lines.length === 0; // the reason alone: nothing to fold
+    foldHandoff(state.handoffFolded);
+  }
+
+  function foldHandoff(folded) {
+    state.handoffFolded = folded;
+    $("handoff-body").hidden = folded;
+    const toggle = $("handoff-toggle");
+    toggle.setAttribute("aria-expanded", String(!folded));
+    toggle.dataset.i18n = folded ? "show" : "hide";
+    toggle.textContent = t(toggle.dataset.i18n);
   }
 
   function renderOthers(others) {
@@ -1512,6 +1527,7 @@
     $("invite-btn").addEventListener("click", createInvite);
     $("invite-add").addEventListener("click", addInviteToReply);
     document.addEventListener("visibilitychange", markRead);
+    $("handoff-toggle").addEventListener("click", () => foldHandoff(!state.handoffFolded));
   }
 
   async function boot() {
