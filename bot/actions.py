@@ -351,7 +351,7 @@ class HandOff(BotAction):
             asked = self._after_hours(dispatcher, tracker, handoff, {**known, **details})
             if asked is not None:
                 return asked
-        handoff["details"] = {**known, **details}
+        handoff.update(_for_people(tracker, {**known, **details}))
         handoff["after_hours"] = slots.get("open_now") is False
         handoff.setdefault("mode", "queue")
         dispatcher.utter_message(text=_handoff_text(handoff, lang))
@@ -446,8 +446,65 @@ def _handoff_text(handoff: dict[str, Any], lang: str) -> str:
 
 
 def _brief(handoff: dict[str, Any]) -> dict[str, Any]:
-    keys = ("reason", "mode", "article_id", "score", "topic", "tags", "after_hours", "misses")
+    keys = (
+        "reason",
+        "mode",
+        "article_id",
+        "score",
+        "topic",
+        "tags",
+        "after_hours",
+        "misses",
+        "summary",
+    )
     return {k: handoff[k] for k in keys if k in handoff}
+
+
+_SUMMARY_QUESTIONS = 2  # the customer's latest questions make the summary, one line each
+_SUMMARY_LINE_CHARS = 200
+_SCANNED_MESSAGES = 20
+_ORDER_WORD = re.compile(r"\border\b|订单", re.IGNORECASE)
+# A request for a person this short says nothing more ("talk to a human please", "转人工").
+_JUST_ASKING_CHARS = {"en": 24, "zh": 8}
+
+
+def _for_people(tracker: Tracker, collected: dict[str, Any]) -> dict[str, Any]:
+    """What the agent who takes the conversation reads first (docs/bot.md, "Hand-off"):
+    `summary`, the customer's latest questions; `details`, what the bot asked for and knows
+    (`collected`) over what the customer wrote unasked (an order number, an e-mail)."""
+    said = [
+        " ".join(str(e.get("text") or "").split())
+        for e in tracker.events or ()
+        if e.get("event") == "user"
+    ][-_SCANNED_MESSAGES:]
+    spotted: dict[str, Any] = {}
+    for text in said:
+        email = understanding.detail_value("email", text)
+        order = _ORDER_WORD.search(text)
+        number = understanding.detail_value("order_number", text[order.end() :]) if order else None
+        spotted.update({k: v for k, v in (("email", email), ("order_number", number)) if v})
+    questions = [t for t in said if _is_question(t, collected)][-_SUMMARY_QUESTIONS:]
+    return {
+        "summary": "\n".join(
+            t if len(t) <= _SUMMARY_LINE_CHARS else t[: _SUMMARY_LINE_CHARS - 1] + "…"
+            for t in questions
+        ),
+        "details": {**spotted, **collected},
+    }
+
+
+def _is_question(text: str, collected: dict[str, Any]) -> bool:
+    """Whether a customer message asked something, rather than answered the bot (yes/no, a
+    pick, a rating, a detail) or only asked for a person."""
+    reply = understanding.normal(text)
+    if not understanding.has_words(text) or reply.isdigit():
+        return False
+    if understanding.yes_no(text) is not None or understanding.rating(text) is not None:
+        return False
+    if any(reply == understanding.normal(str(v)) for v in collected.values() if v):
+        return False
+    short = _JUST_ASKING_CHARS["zh" if phrases.detect(text, None) == "zh" else "en"]
+    return not (understanding.wants_human(text) and len(reply) <= short)
 
 
 class CollectDetails(BotAction):

@@ -86,6 +86,7 @@ class HandoffOut(_Out):
     tags: list[str]  # e.g. ["complaint"]
     topic: str | None  # the human-only topic that was asked about
     details: dict[str, str | None]  # what the bot collected: name, order_number, phone, ...
+    summary: str  # the customer's latest questions, one a line ("" when none)
     article_id: str | None  # the last article the bot offered
     at: datetime
 
@@ -98,6 +99,7 @@ def handoff_out(handoff: Mapping[str, Any], at: datetime) -> HandoffOut:
         tags=[str(t) for t in handoff.get("tags") or ()],
         topic=handoff.get("topic"),
         details={str(k): None if v is None else str(v) for k, v in details.items()},
+        summary=str(handoff.get("summary") or ""),
         article_id=handoff.get("article_id"),
         at=at,
     )

@@ -69,6 +69,17 @@
       transferTeam: "Team", transferTarget: "Agent ID or team name", transferSubmit: "Transfer",
       cancel: "Cancel", transferred: "Conversation transferred.",
       badAgentId: "Enter the agent's number (ID).",
+      kbLink: "Knowledge base", visitor: "Visitor {code}", hide: "Hide", show: "Show",
+      handoffAsked: "The customer asked", handoffDetails: "Details the bot collected",
+      csat: "Rating {score}/5", csatLabel: "Customer rating: {score} out of 5",
+      csatContact: "Latest rating of this contact: {score}/5 (conversation #{id})",
+      unread: "New", unreadLabel: "unread",
+      delivery_queued: "Waiting to be sent", delivery_sent: "Sent", delivery_delivered: "Delivered",
+      delivery_read: "Read", delivery_failed: "Not delivered",
+      deliveryReason: "Not delivered: {reason}", resend: "Resend",
+      resendUnavailable: "Resending is not available for this message.",
+      resendNotFailed: "This message is no longer failed; nothing to resend.",
+      resent: "Message queued to be sent again.",
     },
     "zh-CN": {
       title: "omnihub 收件箱", inbox: "收件箱", skip: "跳到会话", language: "语言",
@@ -133,6 +144,17 @@
       transferTeam: "团队", transferTarget: "客服编号或团队名称", transferSubmit: "转接",
       cancel: "取消", transferred: "会话已转接。",
       badAgentId: "请输入客服的编号。",
+      kbLink: "知识库", visitor: "访客 {code}", hide: "收起", show: "展开",
+      handoffAsked: "客户的问题", handoffDetails: "机器人收集的信息",
+      csat: "评分 {score}/5", csatLabel: "客户评分：{score}（满分 5）",
+      csatContact: "该联系人最近的评分：{score}/5（会话 #{id}）",
+      unread: "新消息", unreadLabel: "未读",
+      delivery_queued: "等待发送", delivery_sent: "已发送", delivery_delivered: "已送达",
+      delivery_read: "已读", delivery_failed: "发送失败",
+      deliveryReason: "发送失败：{reason}", resend: "重新发送",
+      resendUnavailable: "此消息无法重新发送。",
+      resendNotFailed: "此消息已不是失败状态，无需重新发送。",
+      resent: "消息已重新排队发送。",
     },
   };
 
@@ -157,6 +179,10 @@
     listLoading: false,
     missedFrames: [], // events seen while the list was loading, replayed over the fresh list
     fetching: new Set(),
+    readUpTo: new Map(), // conversation id -> newest customer message id marked read
+    // The hand-over card folded to its title: by default on a phone, where it would take
+    // the room the messages need.
+    handoffFolded: window.matchMedia("(max-width: 720px)").matches,
     ws: null,
     wsWanted: false,
     wsAttempt: 0,
@@ -198,6 +224,17 @@
     const key = prefix + value;
     if (STRINGS.en[key]) return t(key);
     return String(value || "").replace(/_/g, " ");
+  }
+
+  /**
+   * A contact's name as the agent reads it: the web chat's "Visitor 1A2B" for a nameless
+   * visitor in the UI's language; "#id" (or null without an id) when there is no name.
+   */
+  function contactName(contact, id) {
+    const name = contact && contact.display_name;
+    if (!name) return id === null || id === undefined ? null : "#" + id;
+    const visitor = /^Visitor ([0-9A-F]{4})$/.exec(name);
+    return visitor ? t("visitor", { code: visitor[1] }) : name;
   }
 
   function applyStaticTexts() {
@@ -418,18 +455,43 @@
     }
   }
 
-  function upsertSummary(c, live) {
+  /**
+   * The newer of two last messages by id. The same message: the copy already known, kept up
+   * to date by its delivery events (an action's answer may carry an older copy).
+   */
+  function newerMessage(a, b) {
+    if (!a) return b || null;
+    if (!b) return a;
+    return b.id > a.id ? b : a;
+  }
+
+  /**
+   * A conversation as the list shows it, from any source: a REST list or detail, an action's
+   * answer, or a live event. Events about the conversation itself carry no last message, so
+   * the one already known stays: the row then reads as the REST list would give it.
+   */
+  function mergeSummary(known, c) {
+    const last = newerMessage(known && known.last_message, c.last_message);
+    return last === (c.last_message || null) ? c : { ...c, last_message: last };
+  }
+
+  function upsertSummary(c, live, fetched) {
     const known = state.convs.get(c.id);
     if (known && Date.parse(c.updated_at) < Date.parse(known.updated_at)) return; // stale replay
     // The hub lists a conversation once it has a message (a visitor who opened the widget and
     // left is not work); live events follow the same rule, so a refetch never drops a row.
-    if (!known && !c.last_message) return;
-    if (matchesFilter(c)) state.convs.set(c.id, c);
+    if (!known && !c.last_message) {
+      // One with messages that is new to this list (reopened, assigned to me): its event
+      // has no last message, the REST view has.
+      if (live && !fetched && c.last_message_at && matchesFilter(c)) fetchSummary(c.id);
+      return;
+    }
+    if (matchesFilter(c)) state.convs.set(c.id, mergeSummary(known, c));
     else state.convs.delete(c.id);
     renderList();
     if (live && !known && state.convs.has(c.id) && !state.listLoading) {
       const contact = c.contact || {};
-      announce(t("newConversation", { name: contact.display_name || "#" + c.id }));
+      announce(t("newConversation", { name: contactName(contact, c.id) }));
     }
   }
 
@@ -437,7 +499,9 @@
     const list = $("conv-list");
     const focused = document.activeElement;
     const focusedId = focused && focused.classList.contains("conv-row") ? focused.dataset.conversationId : null;
-    const rows = [...state.convs.values()].sort((a, b) => activity(b) - activity(a)).map(renderRow);
+    const rows = [...state.convs.values()]
+      .sort((a, b) => activity(b) - activity(a) || b.id - a.id)
+      .map(renderRow);
     list.replaceChildren(...rows);
     $("list-empty").hidden = rows.length > 0;
     // Rebuilding the list must not throw the keyboard user's focus back to <body>.
@@ -453,14 +517,40 @@
     return t(m.author === "bot" ? "bot" : "system");
   }
 
+  /** A message's text on one line: the rendered HTML's text when there is one. */
+  function plainText(m) {
+    if (!m.html) return m.text || "";
+    const tpl = document.createElement("template");
+    tpl.innerHTML = m.html; // inert: a template's content runs no scripts and loads nothing
+    for (const block of tpl.content.querySelectorAll("p, li, tr, td, th, br, h1, h2, h3, h4, pre")) {
+      block.after(" ");
+    }
+    return tpl.content.textContent || "";
+  }
+
+  /** Unread: the customer wrote last and no agent has read it (contract: POST .../read). */
+  function isUnread(c) {
+    const last = c.last_message;
+    return Boolean(last && last.author === "customer" && last.delivery_state !== "read");
+  }
+
+  function csatBadge(c, testid) {
+    if (typeof c.csat !== "number") return null;
+    return el("span", {
+      class: "badge csat", "data-testid": testid, "data-score": c.csat,
+      title: t("csatLabel", { score: c.csat }), text: t("csat", { score: c.csat }),
+    });
+  }
+
   function renderRow(c) {
-    const contactName = (c.contact && c.contact.display_name) || "#" + c.id;
+    const name = contactName(c.contact, c.id);
     const last = c.last_message;
     let preview = "";
     if (last) {
       const who = last.author === "customer" ? "" : authorName(last) + ": ";
-      preview = who + (last.text || "").replace(/\s+/g, " ").slice(0, 140);
+      preview = who + plainText(last).replace(/\s+/g, " ").trim().slice(0, 140);
     }
+    const unread = isUnread(c);
     const button = el(
       "button",
       {
@@ -469,8 +559,9 @@
         "data-testid": "conversation-row",
         "data-conversation-id": c.id,
         "aria-current": c.id === state.selectedId ? "true" : null,
+        "data-unread": unread ? "true" : null,
       },
-      el("span", { class: "row-name", text: contactName }),
+      el("span", { class: "row-name", text: name }),
       el("span", { class: "row-time", text: formatTime(last ? last.created_at : c.updated_at) }),
       el(
         "span",
@@ -478,6 +569,8 @@
         el("span", { class: "badge", "data-status": c.status, text: labelFor("status_", c.status) }),
         el("span", { text: labelFor("channel_", c.channel) }),
         slaBadge(c.id),
+        csatBadge(c, "row-csat"),
+        unread ? el("span", { class: "badge unread", "data-testid": "row-unread", text: t("unread") }) : null,
       ),
       el("span", { class: "row-preview", text: preview }),
     );
@@ -491,7 +584,7 @@
     state.fetching.add(id);
     try {
       const data = await api("GET", `/api/conversations/${id}`);
-      upsertSummary(data.conversation, true);
+      upsertSummary(data.conversation, true, true);
     } catch (_) {
       /* it will show up on the next list refresh */
     } finally {
@@ -512,6 +605,7 @@
       if (seq !== state.detailSeq) return;
       state.detail = data;
       renderDetail();
+      markRead();
     } catch (err) {
       if (seq === state.detailSeq) showError("detail-error", actionErrorText(err));
     }
@@ -521,7 +615,7 @@
     const { conversation: c, contact } = state.detail;
     $("detail-empty").hidden = true;
     $("conv").hidden = false;
-    $("conv-title").textContent = (contact && contact.display_name) || "#" + c.id;
+    $("conv-title").textContent = contactName(contact, c.id);
     $("invite-box").hidden = true; // an invite belongs to the contact it was made for
     renderHeader();
     renderNeeds(contact);
@@ -547,6 +641,23 @@
     $("transfer-btn").hidden = !canTransfer;
     if (!canTransfer) showTransferForm(false);
     renderDetailSla();
+    renderCsat();
+  }
+
+  /** The rating of this conversation, and the contact's latest one when it is another's. */
+  function renderCsat() {
+    const c = state.detail.conversation;
+    const badge = $("conv-csat");
+    const rated = typeof c.csat === "number";
+    badge.hidden = !rated;
+    badge.textContent = rated ? t("csat", { score: c.csat }) : "";
+    if (rated) badge.title = t("csatLabel", { score: c.csat });
+    const latest = [c, ...(state.detail.other_conversations || [])]
+      .filter((o) => typeof o.csat === "number")
+      .sort((a, b) => (Date.parse(b.resolved_at) || 0) - (Date.parse(a.resolved_at) || 0) || b.id - a.id)[0];
+    const line = $("contact-csat");
+    line.hidden = !latest || latest.id === c.id;
+    line.textContent = line.hidden ? "" : t("csatContact", { score: latest.csat, id: latest.id });
   }
 
   function renderNeeds(contact) {
@@ -565,11 +676,22 @@
     const box = $("handoff");
     box.hidden = !h;
     if (!h) return;
-    const lines = [el("p", { class: "handoff-reason", text: labelFor("handoff_", h.reason) })];
+    $("handoff-reason").textContent = labelFor("handoff_", h.reason);
+    const lines = [];
     if (["message", "callback", "overflow_message", "overflow_callback"].includes(h.mode)) {
       lines.push(el("p", { text: t("handoffMode_" + h.mode) }));
     }
     if (h.topic) lines.push(el("p", { text: t("handoffTopic", { topic: h.topic }) }));
+    if (h.summary) {
+      lines.push(
+        el(
+          "div",
+          { class: "handoff-summary", "data-testid": "handoff-summary" },
+          el("h4", { text: t("handoffAsked") }),
+          el("p", { text: h.summary }),
+        ),
+      );
+    }
     if (h.tags.length) {
       const tags = h.tags.map((tag) => el("li", { class: "tag", text: labelFor("tag_", tag) }));
       lines.push(el("ul", { class: "tags", "data-testid": "handoff-tags" }, ...tags));
@@ -578,8 +700,28 @@
       el("dt", { text: labelFor("detail_", key) }),
       el("dd", { text: value === null ? t("declined") : value }),
     ]);
-    if (details.length) lines.push(el("dl", { "data-testid": "handoff-details" }, ...details));
+    if (details.length) {
+      lines.push(
+        el(
+          "div",
+          { class: "handoff-details", "data-testid": "handoff-details" },
+          el("h4", { text: t("handoffDetails") }),
+          el("dl", {}, ...details),
+        ),
+      );
+    }
     $("handoff-body").replaceChildren(...lines);
+    $("handoff-toggle").hidden = lines.length === 0; // the reason alone: nothing to fold
+    foldHandoff(state.handoffFolded);
+  }
+
+  function foldHandoff(folded) {
+    state.handoffFolded = folded;
+    $("handoff-body").hidden = folded;
+    const toggle = $("handoff-toggle");
+    toggle.setAttribute("aria-expanded", String(!folded));
+    toggle.dataset.i18n = folded ? "show" : "hide";
+    toggle.textContent = t(toggle.dataset.i18n);
   }
 
   function renderOthers(others) {
@@ -590,7 +732,10 @@
         labelFor("channel_", o.channel),
         labelFor("status_", o.status),
         formatTime(o.updated_at),
-      ].join(" · ");
+        typeof o.csat === "number" ? t("csat", { score: o.csat }) : null,
+      ]
+        .filter(Boolean)
+        .join(" · ");
       const button = el("button", { type: "button", "data-other-id": o.id, text });
       button.addEventListener("click", () => openConversation(o.id));
       return el("li", {}, button);
@@ -598,10 +743,47 @@
     $("others-list").replaceChildren(...items);
   }
 
+  const TICKS = { queued: "⏱", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠" };
+
+  /** The outbound message's delivery state as a tick with its name for screen readers. */
+  function deliveryTick(m) {
+    if (m.direction !== "outbound" || !TICKS[m.delivery_state]) return null;
+    const label = t("delivery_" + m.delivery_state);
+    return el("span", {
+      class: "msg-tick", role: "img", "data-testid": "msg-delivery", "data-state": m.delivery_state,
+      "aria-label": label, title: label, text: TICKS[m.delivery_state],
+    });
+  }
+
+  /** Bot and agent messages come with sanitised HTML (made on the hub); others are text. */
+  function messageBody(m) {
+    if (m.html) {
+      const body = el("div", { class: "msg-text msg-html" });
+      body.innerHTML = m.html;
+      return body;
+    }
+    return el("p", { class: "msg-text", text: m.text || "" });
+  }
+
+  function failureNote(m) {
+    if (m.delivery_state !== "failed") return null;
+    const resend = el("button", {
+      type: "button", class: "btn btn-secondary btn-small", "data-testid": "msg-resend", text: t("resend"),
+    });
+    resend.addEventListener("click", () => resendMessage(m, resend));
+    return el(
+      "div",
+      { class: "msg-failure" },
+      el("p", {
+        class: "msg-failed", "data-testid": "msg-failure",
+        text: m.delivery_error ? t("deliveryReason", { reason: m.delivery_error }) : t("deliveryFailed"),
+      }),
+      resend,
+    );
+  }
+
   function renderMessage(m) {
-    const contactName = state.detail.contact && state.detail.contact.display_name;
-    const name = authorName(m, contactName);
-    const failed = m.delivery_state === "failed";
+    const name = authorName(m, contactName(state.detail.contact, null));
     return el(
       "div",
       {
@@ -611,17 +793,35 @@
         "data-testid": "conv-message",
         "data-author": m.author,
         "data-message-id": m.id,
+        "data-state": m.direction === "outbound" ? m.delivery_state : null,
       },
       el(
         "div",
         { class: "msg-meta" },
         el("span", { class: "msg-author", text: name }),
         el("time", { datetime: m.created_at, text: formatTime(m.created_at) }),
-        failed ? el("span", { class: "msg-failed", text: t("deliveryFailed") }) : null,
+        deliveryTick(m),
       ),
-      el("p", { class: "msg-text", text: m.text || "" }),
+      messageBody(m),
       renderAttachments(m.attachments || []),
+      failureNote(m),
     );
+  }
+
+  async function resendMessage(m, button) {
+    const convId = m.conversation_id;
+    showError("detail-error", "");
+    button.disabled = true;
+    try {
+      const data = await api("POST", `/api/conversations/${convId}/messages/${m.id}/resend`, {});
+      onMessageChanged(convId, (data && data.message) || data);
+      announce(t("resent"));
+    } catch (err) {
+      button.disabled = false;
+      if (err.status === 404 || err.status === 405) showError("detail-error", t("resendUnavailable"));
+      else if (err.code === "not_failed") showError("detail-error", t("resendNotFailed"));
+      else showError("detail-error", actionErrorText(err));
+    }
   }
 
   function formatSize(bytes) {
@@ -662,12 +862,9 @@
 
   function addMessage(m) {
     const messages = state.detail.messages;
-    const known = messages.findIndex((x) => x.id === m.id);
-    if (known >= 0) {
-      messages[known] = m; // e.g. a delivery-state change
-      renderMessages();
-      return;
-    }
+    // Already shown (our own reply, then its event): what we have is as new or newer (its
+    // delivery event may have come before the answer to our POST).
+    if (messages.some((x) => x.id === m.id)) return;
     const box = $("messages");
     const nearEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
     if (messages.length && messages[messages.length - 1].id > m.id) {
@@ -705,9 +902,19 @@
 
   function applyConversation(c, live) {
     upsertSummary(c, live);
-    if (state.detail && state.detail.conversation.id === c.id) {
-      state.detail.conversation = c;
+    if (!state.detail) return;
+    if (state.detail.conversation.id === c.id) {
+      state.detail.conversation = mergeSummary(state.detail.conversation, c);
       renderHeader();
+      return;
+    }
+    // The contact's other conversations, as the detail view lists them (status, rating).
+    const others = state.detail.other_conversations || [];
+    const at = others.findIndex((o) => o.id === c.id);
+    if (at >= 0) {
+      others[at] = mergeSummary(others[at], c);
+      renderOthers(others);
+      renderCsat();
     }
   }
 
@@ -786,18 +993,86 @@
   /* ---------- live updates ---------- */
 
   function onMessageCreated(convId, m) {
+    // A creation never replaces a copy of the same message: that one is as new or newer.
+    const later = (known) => (known && known.id >= m.id ? known : m);
     const summary = state.convs.get(convId);
     if (summary) {
-      if (!summary.last_message || summary.last_message.id <= m.id) summary.last_message = m;
+      summary.last_message = later(summary.last_message);
       if (Date.parse(m.created_at) > Date.parse(summary.updated_at)) summary.updated_at = m.created_at;
       renderList();
     } else if (state.filter === "open" || state.filter === "mine") {
       fetchSummary(convId);
     }
     if (state.detail && state.detail.conversation.id === convId) {
+      const detail = state.detail.conversation;
+      detail.last_message = later(detail.last_message);
       if (m.author === "customer") hideTyping();
       addMessage(m);
+      if (m.author === "customer") markRead();
     }
+  }
+
+  /** A message changed (its delivery state, a resend): wherever it is shown. */
+  function onMessageChanged(convId, m) {
+    if (!m || typeof m.id !== "number") return;
+    const summary = state.convs.get(convId);
+    if (summary && summary.last_message && summary.last_message.id === m.id) {
+      summary.last_message = m;
+      renderList();
+    }
+    if (state.detail && state.detail.conversation.id === convId) {
+      const detail = state.detail.conversation;
+      if (detail.last_message && detail.last_message.id === m.id) detail.last_message = m;
+      const messages = state.detail.messages;
+      const at = messages.findIndex((x) => x.id === m.id);
+      if (at >= 0) {
+        messages[at] = m;
+        const node = $("messages").querySelector(`[data-message-id="${m.id}"]`);
+        if (!node) return renderMessages();
+        const hadFocus = node.contains(document.activeElement); // e.g. its Resend button
+        const fresh = renderMessage(m);
+        node.replaceWith(fresh);
+        if (hadFocus) (fresh.querySelector("button") || $("messages")).focus();
+      }
+    }
+  }
+
+  function onDeliveryEvent(convId, data) {
+    let m = data.message;
+    if (!m || typeof m !== "object") return;
+    // A hub without `delivery_error` on messages says why only in the event's `detail`.
+    if (!("delivery_error" in m) && typeof data.detail === "string") m = { ...m, delivery_error: data.detail };
+    onMessageChanged(convId, m);
+  }
+
+  /**
+   * Tell the hub (and so the customer: "Seen") that the agent has read the open conversation
+   * up to its newest customer message; only while the page is visible, once per message.
+   */
+  async function markRead() {
+    if (!state.detail || document.visibilityState !== "visible" || $("conv").hidden) return;
+    const convId = state.detail.conversation.id;
+    const newest = state.detail.messages.filter((m) => m.author === "customer").pop();
+    if (!newest || newest.delivery_state === "read") return;
+    if ((state.readUpTo.get(convId) || 0) >= newest.id) return;
+    state.readUpTo.set(convId, newest.id);
+    try {
+      await api("POST", `/api/conversations/${convId}/read`, { up_to: newest.id });
+    } catch (_) {
+      return; // a hub without read markers (404), or the conversation is gone: nothing to show
+    }
+    // What the hub now says about them, without waiting for a reload.
+    const read = (m) =>
+      m && m.author === "customer" && m.id <= newest.id && m.delivery_state !== "read"
+        ? { ...m, delivery_state: "read" }
+        : m;
+    const summary = state.convs.get(convId);
+    if (summary) summary.last_message = read(summary.last_message);
+    if (state.detail && state.detail.conversation.id === convId) {
+      state.detail.conversation.last_message = read(state.detail.conversation.last_message);
+      state.detail.messages = state.detail.messages.map(read);
+    }
+    renderList();
   }
 
   function onFrame(frame) {
@@ -818,6 +1093,8 @@
       onSlaEvent(frame.conversation_id, data);
     } else if (frame.kind === "message.created" && data.message) {
       onMessageCreated(frame.conversation_id, data.message);
+    } else if (frame.kind === "message.delivery") {
+      onDeliveryEvent(frame.conversation_id, data);
     } else if (data.conversation) {
       applyConversation(data.conversation, true);
       if (offerIsOver(data.conversation)) endOffer(data.conversation.id, false);
@@ -1038,7 +1315,7 @@
 
   function offerName(o) {
     const contact = o.contact || (o.summary && o.summary.contact) || {};
-    return contact.display_name || "#" + o.id;
+    return contactName(contact, o.id);
   }
 
   function secondsLeft(o) {
@@ -1249,6 +1526,8 @@
     $("transfer-form").addEventListener("submit", onTransferSubmit);
     $("invite-btn").addEventListener("click", createInvite);
     $("invite-add").addEventListener("click", addInviteToReply);
+    document.addEventListener("visibilitychange", markRead);
+    $("handoff-toggle").addEventListener("click", () => foldHandoff(!state.handoffFolded));
   }
 
   async function boot() {
