@@ -48,8 +48,13 @@ async def list_help_articles(request: web.Request) -> web.StreamResponse:
     service = request.app[ARTICLES]
     language = article_language(q.lang) if q.lang else None
     if q.q is None:
-        flt = ArticleFilter(status=(ArticleStatus.PUBLISHED,), language=language, limit=q.limit)
-        articles = [v.article for v in await service.summaries(flt)]
+        if q.order == "popular":
+            articles = await service.popular(language, q.limit)
+        else:
+            flt = ArticleFilter(
+                status=(ArticleStatus.PUBLISHED,), language=language, limit=q.limit
+            )
+            articles = [v.article for v in await service.summaries(flt)]
         return json_response(m.HelpList(articles=[m.help_summary(a) for a in articles]))
     # A question is searched in both languages (each result says its own); `lang` is the
     # reader's, for the suggestions when nothing is found.

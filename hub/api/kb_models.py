@@ -91,6 +91,8 @@ class HelpListQuery(_In):
     lang: str | None = Field(None, max_length=16)
     q: str | None = None
     limit: int = Field(50, ge=1, le=100)
+    # Without `q`: most recently changed first, or the ones readers found most helpful.
+    order: Literal["recent", "popular"] = "recent"
 
 
 class FeedbackIn(_In):
