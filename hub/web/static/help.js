@@ -73,6 +73,7 @@
       node.setAttribute("aria-label", t(node.dataset.i18nLabel));
     }
     $("lang-toggle").textContent = t("other");
+    $("lang-toggle").lang = locale === "en" ? "zh-CN" : "en";
     $("shop-link").textContent = site.name ? t("backToShop", { shop: site.name }) : t("backToShopPlain");
   }
 
@@ -159,6 +160,7 @@
         label.className = "lang-label";
         label.dataset.testid = "help-result-lang";
         label.textContent = t(`lang_${a.language}`);
+        label.lang = link.lang; // "中文" / "English" is read in its own language
         li.append(" ", label);
       }
       if (a.short_answer) {
