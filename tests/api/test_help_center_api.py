@@ -5,7 +5,6 @@ in both languages, a real "no results" with suggestions, one vote per visitor an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,21 +13,13 @@ from aiohttp.test_utils import TestClient
 
 from hub.api.app import DEMO_FAQ
 from hub.api.keys import ARTICLES
-from hub.config import Settings, load_settings
+from hub.config import load_settings
 from hub.errors import ConfigError
 from hub.services import kb_io
+from tests.api import test_kb_articles
 
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str | None) -> Settings:
-    """No demo tenant (its FAQ is imported by the fixture below, at once); BM25 only."""
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        demo=False,
-        kb_semantic=False,
-        log_level="warning",
-    )
+# pytest finds fixtures among module attributes: the settings with no demo tenant, BM25 only.
+settings = test_kb_articles.settings
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.conftest import start_live_hub
 from tests.support import AGENT_EMAIL, AGENT_PASSWORD, HubProcess
 from tests.web import test_browser as shared
 from tests.web.accessibility import assert_accessible
@@ -29,16 +30,7 @@ LOCALES = ["en-US", "zh-CN"]
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    data = tmp_path_factory.mktemp("a11y-hub")
-    proc = HubProcess(
-        env={
-            "OMNIHUB_DATA_DIR": str(data / "live"),
-            "OMNIHUB_DEMO": "1",
-            "OMNIHUB_LOG_LEVEL": "warning",
-        }
-    )
-    proc.log_path = data / "hub.log"
-    proc.start()
+    proc = start_live_hub(tmp_path_factory.mktemp("a11y-hub"))
     try:
         deadline = time.monotonic() + 60
         while not _demo_faq_ready(proc.url):  # the demo FAQ is seeded after start-up
@@ -91,22 +83,15 @@ def check_kb(page: Page, hub: HubProcess) -> None:
     settled(page)
 
 
-def check_help(page: Page, hub: HubProcess) -> None:
-    page.goto(hub.url + "/help")
-    expect(page.get_by_test_id("help-articles").locator("a").first).to_be_visible()
-    settled(page)
+def help_list(query: str, shown: str) -> Callable[[Page, HubProcess], None]:
+    """The help center's list for `query` ("" for all), drawn once `shown` has a link."""
 
+    def check(page: Page, hub: HubProcess) -> None:
+        page.goto(hub.url + "/help" + (f"?q={query}" if query else ""))
+        expect(page.get_by_test_id(shown).locator("a").first).to_be_visible()
+        settled(page)
 
-def check_help_results(page: Page, hub: HubProcess) -> None:
-    page.goto(hub.url + "/help?q=refund")
-    expect(page.get_by_test_id("help-articles").locator("a").first).to_be_visible()
-    settled(page)
-
-
-def check_help_no_results(page: Page, hub: HubProcess) -> None:
-    page.goto(hub.url + "/help?q=xyzzy plugh")
-    expect(page.get_by_test_id("help-popular").locator("a").first).to_be_visible()
-    settled(page)
+    return check
 
 
 def check_help_article(page: Page, hub: HubProcess) -> None:
@@ -127,9 +112,9 @@ PAGES: dict[str, Callable[[Page, HubProcess], None]] = {
     "demo-widget": check_demo_with_widget,
     "inbox": check_inbox,
     "kb": check_kb,
-    "help": check_help,
-    "help-results": check_help_results,
-    "help-no-results": check_help_no_results,
+    "help": help_list("", "help-articles"),
+    "help-results": help_list("refund", "help-articles"),
+    "help-no-results": help_list("xyzzy plugh", "help-popular"),
     "help-article": check_help_article,
     "help-404": check_help_404,
 }
