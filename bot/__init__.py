@@ -36,9 +36,10 @@ class FrontLineBot:
         self._own = ActionExecutor()
         self._external = ActionExecutor()
         for cls in ACTIONS:
-            action = cls(kb, self.policy)
-            self._own.register_action(action)
-            self._external.register_action(action)
+            self._own.register_action(cls(kb, self.policy))
+        # The same actions: a copy of the registry, not a second registration, which made
+        # rasa-sdk log "Registered function for ..." twice for every action at start-up.
+        self._external.actions = dict(self._own.actions)
 
     def next_action(self, tracker: dict[str, Any]) -> str:
         return dialogue.next_action(tracker)

@@ -29,27 +29,13 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from hub.api import create_app
+    from hub.api.routing import ROUTING
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    base = settings.effective_public_url
 
-    async def banner(_app: web.Application) -> None:
-        lines = [
-            f"omnihub serving on {base}",
-            f"  demo page with the chat widget: {base}/demo",
-            f"  agent inbox:                    {base}/inbox",
-            f"  API description:                {base}/api/openapi.json",
-        ]
-        if settings.demo:
-            lines.append(
-                f"  demo agent login: {settings.demo_agent_email} / {settings.demo_agent_password}"
-            )
-            lines.append(
-                f"  demo editor login (knowledge base): {settings.demo_editor_email} / "
-                f"{settings.demo_agent_password}"
-            )
-        print("\n".join(lines), flush=True)
+    async def banner(app: web.Application) -> None:
+        print("\n".join(banner_lines(settings, routing=ROUTING in app)), flush=True)
 
     async def settle_heap(_app: web.Application) -> None:
         heap.settle()
@@ -64,6 +50,39 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         access_log=None if settings.log_level != "debug" else logging.getLogger("aiohttp.access"),
     )
     return 0
+
+
+def banner_lines(settings: Settings, *, routing: bool) -> list[str]:
+    """What `serve` prints once it listens: the pages (as the README lists them) and, with
+    the demo, the logins; with routing on, how to be offered conversations."""
+    base = settings.effective_public_url
+    lines = [
+        f"omnihub serving on {base}",
+        f"  demo page with the chat widget: {base}/demo",
+        f"  agent inbox:                    {base}/inbox",
+        f"  knowledge-base editor:          {base}/kb",
+        f"  public help center:             {base}/help",
+        f"  API description:                {base}/api/openapi.json",
+    ]
+    if settings.demo:
+        password = settings.demo_agent_password
+        lines.append(f"  demo agent login: {settings.demo_agent_email} / {password}")
+        if routing and settings.demo_routing:
+            from hub.demo import team
+
+            lines.append(
+                f"  second demo agent (Chinese, special needs): {team.SECOND_AGENT_EMAIL} / "
+                f"{password}"
+            )
+        lines.append(
+            f"  demo editor login (knowledge base): {settings.demo_editor_email} / {password}"
+        )
+    if routing:
+        lines.append(
+            "  skill-based routing is on: choose Available in the inbox header to be offered "
+            "conversations"
+        )
+    return lines
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:

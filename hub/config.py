@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     demo_agent_email: str = "agent@demo.omnihub.test"
     demo_agent_password: str = "omnihub-demo"
     demo_editor_email: str = "editor@demo.omnihub.test"  # knowledge-base editor; same password
+    # With `demo`: skill-based routing with the demo shop's policy (hub/demo/routing.yaml,
+    # unless routing_policy names another) and a second demo agent; `make run` turns it on.
+    demo_routing: bool = False
+    # The help center's branding: the shop's name, its colour (#rrggbb) and the address of
+    # its site ("Back to the shop"). Unset with `demo`: the demo shop's.
+    help_brand_name: str | None = Field(None, max_length=80)
+    help_brand_color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+    help_shop_url: str | None = Field(None, max_length=2000, pattern=r"^(https?://|/)")
     auto_migrate: bool = True  # run schema migrations on `omnihub serve`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     default_inbox: str = "website"

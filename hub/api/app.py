@@ -43,6 +43,7 @@ from hub.api.keys import (
     STORE,
 )
 from hub.config import ENV_PREFIX, OUTBOX_RETRY_DEFAULTS, Settings
+from hub.demo import team as demo_team
 from hub.errors import ConfigError, HubError
 from hub.events import LocalBus, RedisBus
 from hub.http import HttpChannel, endpoints_of, error_middleware, routes
@@ -202,8 +203,11 @@ def _retry_policies(
 def _routing_service(
     settings: Settings, store: SqlStore, service: ConversationService, bus: EventBus
 ) -> RoutingService | None:
-    """The skill-based router when `routing_policy` names a policy file, else None."""
+    """The skill-based router when `routing_policy` names a policy file (or `demo_routing`
+    asks for the demo shop's), else None."""
     path = settings.routing_policy
+    if path is None and settings.demo and settings.demo_routing:
+        path = demo_team.POLICY
     if path is None:
         return None
     try:
@@ -361,6 +365,8 @@ async def _seed_demo(app: web.Application) -> None:
     except HubError as exc:
         if exc.code != "agent_exists":
             raise
+    if settings.demo_routing and routing_api.ROUTING in app:
+        await demo_team.seed(settings, app[AGENTS], app[routing_api.ROUTING])
     # In the background: the hub answers at once and the articles become searchable a moment
     # later (importing and indexing them takes a second or two).
     app[DEMO_FAQ_TASK] = asyncio.create_task(_seed_demo_faq(app), name="omnihub-demo-faq")

@@ -1,20 +1,30 @@
 """The public help center: published articles for customers, no sign-in, callable from other
-sites (CORS like the web chat), and "was this helpful?" feedback."""
+sites (CORS like the web chat), "was this helpful?" votes (one per visitor and article, by a
+visitor cookie) and the shop's branding."""
 
 from __future__ import annotations
+
+import re
+import secrets
 
 from aiohttp import web
 
 from hub.api import kb_models as m
-from hub.api.keys import ARTICLES
+from hub.api.keys import ARTICLES, SETTINGS
+from hub.config import Settings
 from hub.errors import HubError, TooLarge
 from hub.http import Handler, KeyedLimit, endpoint, json_response, read_json, read_query
-from hub.model import ArticleStatus, KbSource, article_language
+from hub.model import ArticleStatus, article_language
 from hub.ports import ArticleFilter
 
 TAGS = ("help center",)
 MAX_FEEDBACK_BODY = 1024
 FEEDBACK_PER_MINUTE = 10  # per client address; a reader votes a few times, a script many
+POPULAR_SHOWN = 5  # suggestions when a search finds nothing
+VISITOR_COOKIE = "omnihub_visitor"
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+VISITOR_COOKIE_DAYS = 365
+DEMO_SITE = m.HelpSite(name="ACME Store", color="#243b53", shop_url="/demo")
 
 
 FEEDBACK_LIMIT = web.AppKey("kb_feedback_limit", KeyedLimit)
@@ -37,13 +47,26 @@ async def list_help_articles(request: web.Request) -> web.StreamResponse:
     q = read_query(request, m.HelpListQuery)
     service = request.app[ARTICLES]
     language = article_language(q.lang) if q.lang else None
-    if q.q is not None:
-        result = await service.search(q.q, language, q.limit, KbSource.HELP)
-        articles = await service.published([h.article_id for h in result.hits])
-    else:
-        flt = ArticleFilter(status=(ArticleStatus.PUBLISHED,), language=language, limit=q.limit)
-        articles = [v.article for v in await service.summaries(flt)]
-    return json_response(m.HelpList(articles=[m.help_summary(a) for a in articles]))
+    if q.q is None:
+        if q.order == "popular":
+            articles = await service.popular(language, q.limit)
+        else:
+            flt = ArticleFilter(
+                status=(ArticleStatus.PUBLISHED,), language=language, limit=q.limit
+            )
+            articles = [v.article for v in await service.summaries(flt)]
+        return json_response(m.HelpList(articles=[m.help_summary(a) for a in articles]))
+    # A question is searched in both languages (each result says its own); `lang` is the
+    # reader's, for the suggestions when nothing is found.
+    found = await service.help_search(q.q, q.limit)
+    popular = [] if found.articles else await service.popular(language, POPULAR_SHOWN)
+    return json_response(
+        m.HelpList(
+            articles=[m.help_summary(a) for a in found.articles],
+            suggestion=found.suggestion,
+            popular=[m.help_summary(a) for a in popular],
+        )
+    )
 
 
 @endpoint(
@@ -56,8 +79,11 @@ async def list_help_articles(request: web.Request) -> web.StreamResponse:
     errors=(404,),
 )
 async def get_help_article(request: web.Request) -> web.StreamResponse:
-    view = await request.app[ARTICLES].get(request.match_info["id"], published_only=True)
-    return json_response(m.help_article(view.article))
+    service = request.app[ARTICLES]
+    view = await service.get(request.match_info["id"], published_only=True)
+    visitor = _visitor(request)
+    vote = await service.vote_of(view.article.id, visitor) if visitor else None
+    return json_response(m.help_article(view.article, vote))
 
 
 @endpoint(
@@ -78,8 +104,47 @@ async def post_feedback(request: web.Request) -> web.StreamResponse:
         raise HubError(
             "too much feedback from your address; try later", code="rate_limited", status=429
         )
-    await request.app[ARTICLES].feedback(request.match_info["id"], req.helpful)
-    return web.Response(status=204)
+    # The visitor's one vote: a vote after a reload (the cookie kept) replaces the earlier.
+    visitor = _visitor(request) or secrets.token_urlsafe(18)
+    await request.app[ARTICLES].feedback(request.match_info["id"], req.helpful, visitor_id=visitor)
+    resp = web.Response(status=204)
+    resp.set_cookie(
+        VISITOR_COOKIE,
+        visitor,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+        secure=request.app[SETTINGS].secure_cookies,
+        max_age=VISITOR_COOKIE_DAYS * 86400,
+    )
+    return resp
 
 
-HANDLERS: list[Handler] = [list_help_articles, get_help_article, post_feedback]
+def _visitor(request: web.Request) -> str | None:
+    """The help-center visitor id from the cookie, None when missing or malformed."""
+    found = request.cookies.get(VISITOR_COOKIE, "")
+    return found if VISITOR_ID.match(found) else None
+
+
+def site(settings: Settings) -> m.HelpSite:
+    """The help center's branding: the settings', else the demo shop's with the demo on."""
+    fallback = DEMO_SITE if settings.demo else m.HelpSite(name=None, color=None, shop_url=None)
+    return m.HelpSite(
+        name=settings.help_brand_name or fallback.name,
+        color=settings.help_brand_color or fallback.color,
+        shop_url=settings.help_shop_url or fallback.shop_url,
+    )
+
+
+@endpoint(
+    "GET",
+    "/api/help/site",
+    "The help center's branding: the shop's name, colour and address",
+    tags=TAGS,
+    response=m.HelpSite,
+)
+async def get_help_site(request: web.Request) -> web.StreamResponse:
+    return json_response(site(request.app[SETTINGS]))
+
+
+HANDLERS: list[Handler] = [list_help_articles, get_help_article, post_feedback, get_help_site]

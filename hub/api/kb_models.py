@@ -90,6 +90,8 @@ class HelpListQuery(_In):
     lang: str | None = Field(None, max_length=16)
     q: str | None = None
     limit: int = Field(50, ge=1, le=100)
+    # Without `q`: most recently changed first, or the ones readers found most helpful.
+    order: Literal["recent", "popular"] = "recent"
 
 
 class FeedbackIn(_In):
@@ -189,6 +191,17 @@ class HelpSummary(_Out):
 
 class HelpList(_Out):
     articles: list[HelpSummary]
+    # With `q` and nothing found: a corrected question to try, and popular articles.
+    suggestion: str | None = None
+    popular: list[HelpSummary] = []
+
+
+class HelpSite(_Out):
+    """The help center's branding."""
+
+    name: str | None  # the shop's name; None: just "Help center"
+    color: str | None  # #rrggbb for the header
+    shop_url: str | None  # "Back to the shop"
 
 
 class HelpArticle(_Out):
@@ -199,6 +212,7 @@ class HelpArticle(_Out):
     tags: list[str]
     short_answer: str | None
     updated_at: datetime
+    your_vote: bool | None = None  # this visitor's vote (the help center's cookie)
 
 
 # --- converters ---------------------------------------------------------------------------------
@@ -335,7 +349,7 @@ def help_summary(article: Article) -> HelpSummary:
     )
 
 
-def help_article(article: Article) -> HelpArticle:
+def help_article(article: Article, your_vote: bool | None = None) -> HelpArticle:
     c = article.content
     return HelpArticle(
         id=article.id,
@@ -345,4 +359,5 @@ def help_article(article: Article) -> HelpArticle:
         tags=list(c.tags),
         short_answer=c.short_answer,
         updated_at=article.updated_at,
+        your_vote=your_vote,
     )

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub.api.keys import ARTICLES
+from hub.errors import NotFound
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
@@ -18,8 +21,19 @@ def _page(name: str) -> web.RouteDef:
 
 
 async def _help_article(request: web.Request) -> web.StreamResponse:
-    """One article of the help center: the same page, which reads the id from its path."""
-    return web.FileResponse(STATIC_DIR / "help.html", headers={"Cache-Control": "no-cache"})
+    """One article of the help center: the same page, which reads the id from its path.
+
+    An article that does not exist (or is not published) answers 404, so search engines and
+    link checkers see it is gone; the page then offers a search and popular articles.
+    """
+    try:
+        await request.app[ARTICLES].get(request.match_info["id"], published_only=True)
+        status = 200
+    except NotFound:
+        status = 404
+    return web.FileResponse(
+        STATIC_DIR / "help.html", status=status, headers={"Cache-Control": "no-cache"}
+    )
 
 
 def routes() -> list[web.AbstractRouteDef]:

@@ -42,6 +42,9 @@ GAP_QUESTIONS_SHOWN = 20
 MAX_SYNONYM_GROUPS = 500
 MAX_SYNONYMS_PER_GROUP = 20
 MAX_SYNONYM_CHARS = 100
+# A help-center hit with no word of the question in it is still shown from this fused score
+# on (the bot answers from 0.47; unrelated articles score under 0.2 on the demo FAQ).
+RELATED_SCORE = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,15 @@ class GapGroup:
     questions: list[str]
     count: int
     last_asked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HelpResults:
+    """What the help center shows for a question: the articles found (best first, in any
+    language) and a corrected question when nothing matched."""
+
+    articles: list[Article]
+    suggestion: str | None
 
 
 class ImportResult(enum.StrEnum):
@@ -360,17 +372,57 @@ class ArticleService:
     # --- feedback and questions ---------------------------------------------------------------
 
     async def feedback(
-        self, article_id: str, helpful: bool, conversation_id: int | None = None
+        self,
+        article_id: str,
+        helpful: bool,
+        conversation_id: int | None = None,
+        visitor_id: str | None = None,
     ) -> None:
-        """Count a "was this helpful?" answer on a published article."""
+        """Count a "was this helpful?" answer on a published article.
+
+        With `visitor_id` (the help center's visitor cookie) it is that visitor's one vote
+        on the article: voting again changes it rather than adding another.
+        """
 
         def run(uow: UnitOfWork) -> None:
             article = uow.article(article_id)
             if article is None or article.status is not ArticleStatus.PUBLISHED:
                 raise _unknown_article(article_id)
-            uow.add_kb_feedback(article_id, helpful, conversation_id, utcnow())
+            if visitor_id is not None:
+                uow.set_kb_vote(article_id, visitor_id, helpful, utcnow())
+            else:
+                uow.add_kb_feedback(article_id, helpful, conversation_id, utcnow())
 
         await self.store.write(run)
+
+    async def vote_of(self, article_id: str, visitor_id: str) -> bool | None:
+        """The help-center visitor's current vote on the article, None when they gave none."""
+        return await self.store.read(lambda uow: uow.kb_vote(article_id, visitor_id))
+
+    async def help_search(self, query: str, limit: int) -> HelpResults:
+        """The help center's search: both languages, only the hits worth showing a reader.
+
+        The semantic stage scores every article, however unrelated; a reader is shown the
+        bot's answer, hits that share a word with the question (the snippet marks it) and
+        hits that score close to an answer. Nothing else is a result, so a question the
+        knowledge base cannot answer gets a real "no results".
+        """
+        result = await self.search(query, None, limit, KbSource.HELP)
+        shown = [
+            h
+            for h in result.hits
+            if h is result.answer or "<mark>" in h.highlight or h.score >= RELATED_SCORE
+        ]
+        articles = await self.published([h.article_id for h in shown])
+        return HelpResults(articles, result.suggestion)
+
+    async def popular(self, language: str | None, limit: int) -> list[Article]:
+        """Published articles readers found most helpful (suggestions when a search found
+        nothing), in one language or all."""
+        flt = ArticleFilter(status=(ArticleStatus.PUBLISHED,), language=language, limit=None)
+        views = await self.summaries(flt)
+        views.sort(key=lambda v: (-v.helpful, v.not_helpful, v.article.content.title))
+        return [v.article for v in views[:limit]]
 
     async def search(
         self, query: str, language: str | None, limit: int, source: KbSource

@@ -231,11 +231,16 @@ class KbFeedbackRow(SQLModel, table=True):
     """Answers to "was this helpful?" from the help center or a conversation."""
 
     __tablename__ = "kb_feedback"
+    # One vote per help-center visitor and article (NULLs, the bot's votes, never collide).
+    __table_args__ = (
+        sa.UniqueConstraint("article_id", "visitor_id", name="uq_kb_feedback_visitor"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     article_id: str = Field(foreign_key="article.id", max_length=100, index=True)
     helpful: bool
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
     created_at: datetime = _ts()
+    visitor_id: str | None = Field(default=None, max_length=64)  # the help center's cookie
 
 
 class KbQueryRow(SQLModel, table=True):

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from hub.errors import HubError
@@ -810,6 +812,27 @@ class SqlUnitOfWork:
                 created_at=now,
             )
         )
+
+    def set_kb_vote(self, article_id: str, visitor_id: str, helpful: bool, now: datetime) -> None:
+        dialect = self.session.connection().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        stmt = insert(KbFeedbackRow).values(
+            article_id=article_id, visitor_id=visitor_id, helpful=helpful, created_at=now
+        )
+        # One statement, so a double click racing itself still leaves one vote.
+        self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["article_id", "visitor_id"],
+                set_={"helpful": helpful, "created_at": now},
+            )
+        )
+
+    def kb_vote(self, article_id: str, visitor_id: str) -> bool | None:
+        return self.session.exec(
+            select(KbFeedbackRow.helpful).where(
+                KbFeedbackRow.article_id == article_id, KbFeedbackRow.visitor_id == visitor_id
+            )
+        ).first()
 
     def kb_feedback_counts(self, article_ids: Collection[str]) -> dict[str, tuple[int, int]]:
         if not article_ids:

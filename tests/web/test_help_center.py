@@ -1,11 +1,14 @@
 """The public help center (/help) in headless Chromium against `omnihub serve` with the demo
 FAQ: the list, a search ranked like the bot's, an article page, a vote that reaches the
-article's counts, and the Chinese interface with the Chinese articles."""
+article's counts (once per visitor), and the Chinese interface with the Chinese articles; a
+real "no results" with suggestions and a chat button, a search across both languages, a 404
+page that helps, and the shop's branding."""
 
 from __future__ import annotations
 
 import http.cookiejar
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -91,3 +94,81 @@ def test_the_delivery_table_is_a_real_table(bot_hub: LiveHub, open_page) -> None
     )
     assert "|" not in article.inner_text()
     assert_accessible(page)
+
+
+def test_a_question_with_no_answer_says_so_and_offers_help(bot_hub: LiveHub, open_page) -> None:
+    page = open_page()
+    page.goto(bot_hub.url + "/help?q=xyzzy plugh")
+    none = page.get_by_test_id("help-no-results")
+    expect(none.get_by_role("heading", level=1)).to_have_text("No articles match “xyzzy plugh”")
+    expect(page.get_by_test_id("help-articles")).to_be_hidden()  # not every article
+    popular = page.get_by_test_id("help-popular").locator("a")
+    expect(popular).to_have_count(5)
+    expect(popular.first).to_have_attribute("href", re.compile(r"^/help/articles/en-"))
+    assert_accessible(page)
+    page.get_by_test_id("help-none-chat").click()  # the chat widget opens, ready to type
+    expect(page.get_by_test_id("omnihub-panel")).to_be_visible()
+    expect(page.get_by_test_id("omnihub-input")).to_be_focused()
+
+
+def test_search_finds_the_other_language_and_labels_it(bot_hub: LiveHub, open_page) -> None:
+    page = open_page()
+    page.goto(bot_hub.url + "/help")
+    page.get_by_test_id("help-search").fill("退款")
+    page.get_by_test_id("help-search").press("Enter")
+    first = page.get_by_test_id("help-articles").locator("li").first
+    expect(first.locator("a")).to_have_text("退款什么时候到账？")
+    expect(first.locator("a")).to_have_attribute("lang", "zh-CN")
+    expect(first.get_by_test_id("help-result-lang")).to_have_text("中文")
+    assert_accessible(page)
+
+
+def test_a_visitor_votes_once_and_may_change_it(bot_hub: LiveHub, open_page) -> None:
+    page = open_page()
+    page.goto(bot_hub.url + "/help/articles/en-refund")
+    before = _article_as_agent(bot_hub, "en-refund")
+    page.get_by_test_id("help-yes").click()
+    expect(page.get_by_test_id("help-yes")).to_have_attribute("aria-pressed", "true")
+    page.reload()  # the vote is remembered, and a second one replaces it
+    expect(page.get_by_test_id("help-yes")).to_have_attribute("aria-pressed", "true")
+    page.get_by_test_id("help-yes").click()
+    expect(page.get_by_test_id("help-feedback-status")).to_have_text(
+        "Thank you: your vote is changed."
+    )
+    page.get_by_test_id("help-no").click()
+    expect(page.get_by_test_id("help-no")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_test_id("help-yes")).to_have_attribute("aria-pressed", "false")
+    after = _article_as_agent(bot_hub, "en-refund")
+    assert (after["helpful"], after["not_helpful"]) == (
+        before["helpful"],
+        before["not_helpful"] + 1,
+    )
+    assert_accessible(page)
+
+
+def test_an_unknown_article_is_a_helpful_404(bot_hub: LiveHub, open_page) -> None:
+    page = open_page()
+    response = page.goto(bot_hub.url + "/help/articles/no-such-article")
+    assert response is not None and response.status == 404
+    missing = page.get_by_test_id("help-not-found")
+    expect(missing.get_by_role("heading", level=1)).to_have_text("Article not found")
+    expect(missing.get_by_role("link", name="See all articles")).to_have_attribute("href", "/help")
+    expect(missing.locator("ul a")).to_have_count(5)
+    assert_accessible(page)
+
+
+def test_the_help_center_wears_the_shops_brand(bot_hub: LiveHub, open_page) -> None:
+    page = open_page(locale="zh-CN")
+    page.goto(bot_hub.url + "/help")
+    expect(page.get_by_test_id("help-brand")).to_have_text("ACME Store")
+    shop = page.get_by_test_id("help-shop")
+    expect(shop).to_have_text("返回ACME Store")
+    expect(shop).to_have_attribute("href", "/demo")
+    header = page.get_by_test_id("help-header")
+    assert header.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(36, 59, 83)"
+    page.get_by_test_id("help-chat").click()
+    expect(page.get_by_test_id("omnihub-panel")).to_be_visible()
+    expect(page.get_by_test_id("omnihub-launcher")).to_contain_text("联系我们")  # in Chinese
+    assert_accessible(page)
+    shop.click()
+    page.wait_for_url("**/demo")

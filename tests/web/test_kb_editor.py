@@ -354,3 +354,51 @@ def test_preview_shows_the_demo_faqs_table(kb_hub, open_page) -> None:
     )
     assert "|" not in page.get_by_test_id("preview").inner_text()
     assert_accessible(page, '[data-testid="preview"]')
+
+
+def test_long_titles_saves_in_view_archiving_asks_and_plurals(kb_hub, open_page) -> None:
+    page = editor_page(kb_hub, open_page)
+    page.set_viewport_size({"width": 390, "height": 780})  # a phone: the form is long
+    title = "Can a Portable Hole be folded twice, returned after use, or sent abroad by sea?"
+    write_article(page, title, "Please do not fold it twice.\n\n" + "More detail.\n\n" * 30)
+    page.get_by_test_id("save-btn").scroll_into_view_if_needed()
+    page.get_by_test_id("save-btn").click()
+    # The result of Save is where the editor is looking, and announced (role=status).
+    expect(notice(page)).to_have_text(f"Created the draft “{title}” (version 1).")
+    expect(notice(page)).to_be_in_viewport()
+    expect(notice(page)).to_have_attribute("role", "status")
+    page.get_by_test_id("status-to-published").click()
+    expect(page.get_by_test_id("editor-status")).to_have_text("Published")
+
+    # The list's "Published" badge stays a one-line pill beside a title that wraps.
+    row = page.get_by_test_id("article-row").filter(has_text=title)
+    title_box = row.locator(".row-title").bounding_box()
+    badge_box = row.locator(".badge").bounding_box()
+    assert title_box and badge_box
+    assert title_box["height"] > 2 * badge_box["height"], "the title wraps"
+    assert badge_box["height"] < 30 and badge_box["width"] < 3 * badge_box["height"] + 60
+
+    # Archiving asks first, in a modal dialog; Escape (or Cancel) keeps the article.
+    archive = page.get_by_test_id("status-to-archived")
+    archive.click()
+    dialog = page.get_by_role("dialog", name=f"Archive “{title}”?")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_test_id("archive-cancel")).to_be_focused()
+    assert_accessible(page)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(archive).to_be_focused()
+    expect(page.get_by_test_id("editor-status")).to_have_text("Published")
+    archive.click()
+    page.get_by_test_id("archive-confirm").click()
+    expect(page.get_by_test_id("editor-status")).to_have_text("Archived")
+    expect(notice(page)).to_have_text(f"“{title}” is now Archived.")
+
+    # A question asked once reads "once", not "1 times"; in Chinese "1 次".
+    ask_console(page, "do you rent out hot air balloons for weddings")
+    page.get_by_test_id("tab-gaps").click()
+    group = page.get_by_test_id("gap-group").filter(has_text="hot air balloons")
+    expect(group).to_contain_text("Asked once · last")
+    page.get_by_role("button", name="中文").click()
+    expect(group).to_contain_text("被问 1 次")
+    assert_accessible(page)

@@ -65,12 +65,17 @@
       gapsIntro: "Questions the bot could not answer, grouped by similarity, most frequent first.",
       period: "Period", days7: "Last 7 days", days30: "Last 30 days", days90: "Last 90 days",
       refresh: "Refresh", noGaps: "No unanswered questions in this period.",
-      askedTimes: "Asked {count} times · last {time}", createFromGap: "Create article from this",
+      askedTimes: "Asked {count} times · last {time}", askedTimes_one: "Asked once · last {time}",
+      createFromGap: "Create article from this",
       createFromGapLabel: "Create article from “{text}”",
       gapDraft: "New draft from the content gap “{text}”: review it and save.",
       synonymsLabel: "Synonym groups",
       synonymsHint: "One group per line, words or phrases separated by commas, e.g. refund, reimbursement.",
       saveSynonyms: "Save synonyms", synonymsSaved: "Saved {count} synonym groups.",
+      synonymsSaved_one: "Saved 1 synonym group.",
+      archiveTitle: "Archive “{title}”?",
+      archiveText: "Customers, the help center and the bot will no longer see it. You can bring it back as a draft later.",
+      archiveConfirm: "Archive", cancel: "Cancel",
       synonymsShort: "Line {line} needs at least two words or phrases.",
     },
     "zh-CN": {
@@ -134,6 +139,9 @@
       synonymsLabel: "同义词组",
       synonymsHint: "每行一组，词语之间用逗号分隔，例如：退款, 退钱。",
       saveSynonyms: "保存同义词", synonymsSaved: "已保存 {count} 组同义词。",
+      archiveTitle: "归档“{title}”？",
+      archiveText: "归档后，客户、帮助中心和机器人都将看不到这篇文章。之后可以退回草稿恢复。",
+      archiveConfirm: "归档", cancel: "取消",
       synonymsShort: "第 {line} 行至少需要两个词。",
     },
   };
@@ -187,6 +195,12 @@
   }
 
   function t(key, vars) {
+    // With a numeric `count`, the language's plural form where the table has one
+    // (`key_one` ...; Chinese has a single form, so it only ever uses `key`).
+    if (vars && typeof vars.count === "number") {
+      const plural = `${key}_${new Intl.PluralRules(state.lang).select(vars.count)}`;
+      if (STRINGS[state.lang][plural] !== undefined) key = plural;
+    }
     let text = STRINGS[state.lang][key] ?? STRINGS.en[key] ?? key;
     for (const [name, value] of Object.entries(vars || {})) text = text.split(`{${name}}`).join(value);
     return text;
@@ -808,6 +822,7 @@
 
   async function changeStatus(to) {
     if (state.busy) return;
+    if (to === "archived" && !(await confirmArchive(state.article.title))) return;
     // Publishing what the editor sees, not the last save: save pending edits first.
     if (isDirty() && !(await save())) return;
     state.busy = true;
@@ -823,6 +838,29 @@
     } finally {
       state.busy = false;
     }
+  }
+
+  /**
+   * Asks before archiving, in a modal <dialog> (focus moves into it and returns to the
+   * button; Escape cancels). Resolves true when the editor confirms.
+   */
+  function confirmArchive(title) {
+    const dialog = $("archive-dialog");
+    $("archive-title").textContent = t("archiveTitle", { title });
+    const opener = document.activeElement;
+    return new Promise((resolve) => {
+      dialog.returnValue = "";
+      dialog.addEventListener(
+        "close",
+        () => {
+          if (opener && opener.isConnected) opener.focus();
+          resolve(dialog.returnValue === "confirm");
+        },
+        { once: true },
+      );
+      dialog.showModal();
+      $("archive-cancel").focus(); // the safe choice first
+    });
   }
 
   /* ---------- version history ---------- */

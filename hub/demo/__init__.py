@@ -1,0 +1,1 @@
+"""The demo tenant: its FAQ (faq.jsonl), its routing policy (routing.yaml) and its team."""
