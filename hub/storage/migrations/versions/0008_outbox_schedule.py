@@ -1,7 +1,7 @@
 """outbox schedule: a failed message's reason, and the durable retry schedule of unsent ones
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import hub.storage.tables
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """kb_feedback.visitor_id: one help-center vote per visitor and article
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
