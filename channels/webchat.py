@@ -488,6 +488,8 @@ class WebchatChannel:
                 "author": m["author"],
                 "author_name": m.get("author_name"),
                 "text": m["text"],
+                # Sanitised HTML of a bot/agent message (contract 1), when the hub renders it.
+                "html": m.get("html"),
                 "created_at": m["created_at"],
                 "attachments": [
                     f.model_dump()
