@@ -198,7 +198,7 @@ LONG_REPLY = "Let me check that for you. " * 12
     [("en-US", "New messages ↓", "Seen"), ("zh-CN", "新消息 ↓", "已读")],
 )
 def test_agent_replies_scroll_in_unless_the_customer_reads_above(
-    live_hub: LiveHub, open_page, locale: str, pill_text: str, seen: str
+    live_hub: LiveHub, open_page, tmp_path: Path, locale: str, pill_text: str, seen: str
 ) -> None:
     page = open_page(locale)
     agent, conv = _chat(page, live_hub)
@@ -220,6 +220,7 @@ def test_agent_replies_scroll_in_unless_the_customer_reads_above(
     expect(shared.widget_messages(page, "agent")).to_have_count(7)
     expect(pill).to_be_visible()
     expect(pill).to_have_text(pill_text)
+    page.screenshot(path=str(tmp_path / f"widget-pill-{locale}.png"))
     got = geometry(page, "agent")
     assert got["scrollTop"] == 0 and not got["fits"], got
     # Receipts follow what the customer saw: the replies in view were read, the new one only
@@ -279,7 +280,7 @@ def wait_for_reply_states(page: Page, conversation_id: str, want: list[str]) -> 
 
 
 def test_offline_shows_a_banner_and_sends_the_outbox_on_reconnect(
-    live_hub: LiveHub, open_page
+    live_hub: LiveHub, open_page, tmp_path: Path
 ) -> None:
     page = open_page()
     agent, conv = _chat(page, live_hub)
@@ -294,6 +295,7 @@ def test_offline_shows_a_banner_and_sends_the_outbox_on_reconnect(
     expect(pending.nth(1)).to_have_attribute("data-state", "sending")
     expect(pending.nth(1).locator(".omnihub-state")).to_have_text("Sending…")
     expect(pending.nth(2)).to_have_attribute("data-state", "sending")
+    page.screenshot(path=str(tmp_path / "widget-offline.png"))
     assert_accessible(page)
 
     page.context.set_offline(False)

@@ -265,7 +265,8 @@
 .omnihub-alt a { color: #0b3d91; font-weight: 600; }
 .omnihub-alt[hidden] { display: none; }
 .omnihub-status { margin: 0; padding: 6px 16px; background: #fff4ce; color: #3d3000; font-size: 13px; }
-.omnihub-status:empty { display: none; }
+/* Kept rendered when empty: a live region that appears together with its text is often not read. */
+.omnihub-status:empty { padding: 0; }
 .omnihub-logwrap { position: relative; flex: 1; min-height: 0; display: flex; }
 .omnihub-log { flex: 1; min-height: 0; overflow-y: auto; padding: 12px; background: #f5f6f8;
   display: flex; flex-direction: column; gap: 8px; }
