@@ -95,10 +95,20 @@ def tree(text: str) -> SyntaxTreeNode:
     return SyntaxTreeNode(_MD.parse(text))
 
 
-@functools.lru_cache(maxsize=512)  # the bot's answers repeat; a render costs ~0.1 ms per KB
+CACHED_CHARS = 8192  # longer texts (whole articles) are rendered each time, not kept
+
+
 def html(text: str) -> str:
     """Markdown as sanitised HTML (a fragment) for the widget, inbox, help center and KB."""
+    return _cached_html(text) if len(text) <= CACHED_CHARS else _render(text)
+
+
+def _render(text: str) -> str:
     return _CLEANER.clean(_MD.render(text)).strip()
+
+
+# The bot's answers repeat, and every message event, history and API read renders them.
+_cached_html = functools.lru_cache(maxsize=1024)(_render)
 
 
 def plain_html(text: str) -> str:

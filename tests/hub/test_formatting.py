@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub import formatting
+from hub.formatting.markdown import CACHED_CHARS, _cached_html
 from hub.formatting.text import width
 from hub.model import MessageFormat
 
@@ -258,6 +259,9 @@ def test_telegram_cuts_a_long_block_without_breaking_an_entity() -> None:
 def test_the_same_answer_is_rendered_once() -> None:
     text = "**cached** answer " + "x" * 50
     formatting.html(text)
-    before = formatting.html.cache_info().hits
-    formatting.html(text)
-    assert formatting.html.cache_info().hits == before + 1
+    before = _cached_html.cache_info()
+    assert formatting.html(text) == "<p><strong>cached</strong> answer " + "x" * 50 + "</p>"
+    assert _cached_html.cache_info().hits == before.hits + 1
+    long = "**long** " + "y" * CACHED_CHARS  # a whole article is not kept in memory
+    assert formatting.html(long).startswith("<p><strong>long</strong> yyy")
+    assert _cached_html.cache_info().currsize == before.currsize

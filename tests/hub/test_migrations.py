@@ -15,14 +15,15 @@ from hub.storage import migrate
 from hub.storage.tables import metadata
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_migrated_schema_matches_the_tables(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    else:
-        url = normalise_database_url(request.getfixturevalue("pg_database"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database on each backend (PostgreSQL: the session's, maybe migrated already)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    return normalise_database_url(request.getfixturevalue("pg_database"))
+
+
+def test_migrated_schema_matches_the_tables(url: str) -> None:
     migrate.upgrade(url)
     migrate.upgrade(url)  # idempotent
     engine = sa.create_engine(url)
@@ -32,15 +33,8 @@ def test_migrated_schema_matches_the_tables(
     assert diff == [], f"tables and migrations disagree; write a migration: {diff}"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_messages_stored_before_formats_existed_get_theirs(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_messages_stored_before_formats_existed_get_theirs(url: str) -> None:
     """Revision 0006: what the bot and agents wrote is Markdown, what customers wrote plain."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    else:  # the session's database, which other tests may have migrated further
-        url = normalise_database_url(request.getfixturevalue("pg_database"))
     migrate.upgrade(url, "0005")
     command.downgrade(migrate.alembic_config(url), "0005")
     engine = sa.create_engine(url)
