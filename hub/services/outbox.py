@@ -136,12 +136,11 @@ class Outbox:
 
     async def resume(self) -> int:
         """Take up what a previous process stored but did not get out, each where its backoff
-        stood; fail those whose lifetime ran out meanwhile. Returns how many were queued."""
+        stood; fail those whose lifetime ran out meanwhile. Returns how many it took up."""
         count, after = 0, 0
         while batch := await self.store.read(functools.partial(_pending_page, after=after)):
             for pending in batch:
-                await self._take_up(pending)
-            count += len(batch)
+                count += await self._take_up(pending)
             after = batch[-1].message.id
         return count
 
@@ -154,6 +153,10 @@ class Outbox:
             self._spawn(pending)
             started += 1
         return started
+
+    def next_due(self) -> datetime | None:
+        """When the earliest waiting retry is due (None: none waits)."""
+        return self._due[0][0] if self._due else None
 
     async def drain(self) -> None:
         """Wait for the sends in flight now (not for retries still waiting)."""
@@ -204,10 +207,10 @@ class Outbox:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
-    async def _take_up(self, pending: PendingSend) -> None:
+    async def _take_up(self, pending: PendingSend) -> bool:
         message, schedule = pending.message, pending.schedule
         if message.id in self._active:
-            return
+            return False
         policy = self.policy(message.channel)
         queued_at = schedule.queued_at if schedule else message.created_at
         now = self.clock()
@@ -218,12 +221,13 @@ class Outbox:
                 f"not sent within {duration_text(policy.lifetime)}: the time ran out while the"
                 f" hub was stopped; last error: {last or 'none, it was never tried'}",
             )
-            return
+            return False
         self._active.add(message.id)
         if schedule is None or schedule.next_attempt_at <= now:
             self._spawn(pending)
         else:
             self._later(pending)
+        return True
 
     # --- one attempt --------------------------------------------------------------------------
 

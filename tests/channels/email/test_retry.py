@@ -371,3 +371,54 @@ async def test_a_refused_login_is_retried_until_the_account_works(
         assert (await message(hub, conv_id, reply["id"]))["delivery_state"] == "sent"
     finally:
         await peer.stop()
+
+
+class Clock:
+    """The outbox's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_the_default_email_schedule_keeps_trying_for_two_days(
+    aiohttp_client: Any, agent_http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The real defaults (first retry 1 s, at most 30 min apart, 2 days), with the clock moved
+    from one due retry to the next against a relay that stays down."""
+    relay = await Relay("down").start()
+    try:
+        settings = email_settings(
+            tmp_path, {INBOX: inbox_options(free_port(), relay.port)}, outbox_retry_seconds=1
+        )
+        clock = Clock()
+        hub = await open_hub(aiohttp_client, agent_http, settings, clock=clock)
+        conv_id = await conversation(hub)
+        reply = (await hub.reply(conv_id, "Your order ships Monday."))["message"]
+        outbox = hub.app[OUTBOX]
+        await hub.settle()
+        waits = []
+        while (due := outbox.next_due()) is not None:
+            waits.append((due - clock.now).total_seconds())
+            clock.now = due
+            assert outbox.start_due() == 1
+            await hub.settle()
+
+        # Retried up to the deadline itself (not failed on the way: no retry would be due).
+        assert waits[:4] == [1, 2, 4, 8]
+        assert max(waits) == 1800
+        assert clock.now == reply_time(reply) + timedelta(days=2)
+        failed = await message(hub, conv_id, reply["id"])
+        assert failed["delivery_state"] == "failed"
+        assert failed["delivery_error"].startswith(
+            f"gave up after {len(waits) + 1} attempts in 2 days: SMTP server 127.0.0.1:"
+        )
+        assert relay.tries["down"] == len(waits) + 1
+    finally:
+        await relay.stop()
+
+
+def reply_time(reply: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(reply["created_at"])
