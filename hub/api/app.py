@@ -75,7 +75,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=1024**2,
-        handler_args={"max_line_size": MAX_REQUEST_LINE},
+        # Bodies are inflated by hub.http.read_body, with a limit and a clear 400 when they
+        # are not what their Content-Encoding says (aiohttp's parser logs that as a fault).
+        handler_args={"max_line_size": MAX_REQUEST_LINE, "auto_decompress": False},
     )
     app[SETTINGS] = settings
     store = SqlStore.from_url(
