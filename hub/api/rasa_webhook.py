@@ -90,10 +90,14 @@ class OneVotePerCaller:
         if key in self._voted:
             log.info("vote on %s by %s counted already; not counted again", article_id, voter)
             return
-        await self.kb.feedback(article_id, helpful, conversation_id)
-        self._voted[key] = None
+        self._voted[key] = None  # before the await: two calls at once count once too
         if len(self._voted) > self.remembered:
             self._voted.popitem(last=False)
+        try:
+            await self.kb.feedback(article_id, helpful, conversation_id)
+        except BaseException:
+            self._voted.pop(key, None)  # not counted: a later call may count it
+            raise
 
 
 class ActionCallIn(BaseModel):
