@@ -109,7 +109,9 @@ def create_app(settings: Settings) -> web.Application:
         ),
     )
     # External Rasa calls get the same actions, with one vote per caller and article.
-    app[rasa_webhook.BOT] = FrontLineBot(rasa_webhook.OneVotePerCaller(knowledge), bot.policy)
+    app[rasa_webhook.BOT] = FrontLineBot(
+        rasa_webhook.OneVotePerCaller(knowledge, store), bot.policy
+    )
     rasa_webhook.setup(app, settings.action_server_rate_per_minute)
     app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
 

@@ -16,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot import DOMAIN
-from hub.api.keys import ARTICLES
+from hub.api.keys import ARTICLES, CONVERSATIONS
+from hub.model import Identity, InboundMessage
 
 TOKEN = "rasa-action-server-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -236,6 +237,28 @@ async def test_feedback_counts_once_per_conversation_and_article(
     assert (await post(http, base_url, other_sender))[0] == 200
     after = await articles.get("en-track-order")
     assert after.not_helpful == before.not_helpful + 2  # one vote from each conversation
+
+
+async def test_a_hub_conversation_that_voted_already_is_not_counted_again(
+    hub: TestClient[Any, Any], http: aiohttp.ClientSession, base_url: str
+) -> None:
+    stored = await hub.app[CONVERSATIONS].receive(
+        InboundMessage(
+            channel="webchat",
+            inbox="website",
+            sender=Identity("webchat", "visitor-votes"),
+            text="where is my parcel?",
+            channel_message_id="votes-1",
+        )
+    )
+    conversation_id = stored.conversation_id
+    articles = hub.app[ARTICLES]
+    # The hub's own bot counted this conversation's vote (in an earlier run of the hub).
+    await articles.feedback("en-track-order", False, conversation_id)
+    last = {"article_id": "en-track-order", "title": "How do I track my order?"}
+    slots = {"last_article": last, "conversation_id": conversation_id}
+    assert (await post(http, base_url, call("action_article_feedback", "no", slots)))[0] == 200
+    assert (await articles.get("en-track-order")).not_helpful == 1
 
 
 async def test_an_unknown_conversation_id_is_422_not_500(
