@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import urllib.parse
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import orjson
 from aiohttp import BodyPartReader, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import HubError, InvalidRequest, TooLarge, ValidationFailed
@@ -114,31 +114,44 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body (inflated by aiohttp when labelled deflate, gzip...), or TooLarge
-    `body_too_large` beyond `limit` bytes, or InvalidRequest `bad_encoding` when it is not
-    what its Content-Encoding says."""
+    """The body, inflated when labelled `Content-Encoding: deflate` or `gzip`, or TooLarge
+    `body_too_large` beyond `limit` bytes (before and after inflating), or InvalidRequest
+    `bad_encoding` when it is not what its Content-Encoding says.
+
+    The hub inflates bodies here, not in aiohttp's parser (`auto_decompress` is off in
+    hub.api.app): the parser's failure on a broken body surfaces after the answer and is
+    logged as a server error, and it inflates without a limit."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"the body is larger than {limit} bytes", code="body_too_large")
-    try:
-        raw = await request.content.read(limit + 1)
-    except RequestPayloadError:
-        raise bad_encoding(request) from None
+    raw = await request.content.read(limit + 1)
     if len(raw) > limit:
         raise TooLarge(f"the body is larger than {limit} bytes", code="body_too_large")
-    return raw
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in _WBITS:
+        raise InvalidRequest(
+            f"Content-Encoding {encoding!r:.40} is not supported; use deflate or gzip",
+            code="bad_encoding",
+        )
+    wbits = _WBITS[encoding]
+    if encoding == "deflate" and raw and raw[0] & 0x0F != 8:
+        wbits = -zlib.MAX_WBITS  # raw deflate without the zlib header (some clients send it)
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise InvalidRequest(
+            f"the body is not what its Content-Encoding {encoding!r} says", code="bad_encoding"
+        ) from None
+    if len(data) > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes inflated", code="body_too_large")
+    if raw and not inflater.eof:
+        raise InvalidRequest(f"the {encoding} body is cut off", code="bad_encoding")
+    return data
 
 
-class UnreadableBody(InvalidRequest):
-    """A body that is not what its Content-Encoding says: answered, then the connection is
-    closed (aiohttp would otherwise read the rest of the broken body again after the answer
-    and log the same error as a server fault)."""
-
-    code = "bad_encoding"
-
-
-def bad_encoding(request: web.Request) -> UnreadableBody:
-    encoding = request.headers.get("Content-Encoding", "")
-    return UnreadableBody(f"the body is not what its Content-Encoding {encoding!r:.40} says")
+_WBITS = {"deflate": zlib.MAX_WBITS, "gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS}
 
 
 def loads_json(raw: bytes) -> Any:
@@ -256,8 +269,6 @@ async def read_upload(
                 values[part.name] = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("a text field of the form is not UTF-8") from None
-    except RequestPayloadError:
-        raise bad_encoding(request) from None
     except (ValueError, HttpProcessingError) as exc:
         # HttpProcessingError: a part header aiohttp's header parser refuses (a control
         # character, an over-long line), raised as InvalidHeader / LineTooLong.
@@ -321,12 +332,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HubError as exc:
-        response = error_response(exc.status, exc.code, exc.detail)
-        if isinstance(exc, UnreadableBody):
-            await response.prepare(request)
-            await response.write_eof()
-            request.protocol.force_close()  # after the answer is written
-        return response
+        return error_response(exc.status, exc.code, exc.detail)
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise

@@ -273,6 +273,10 @@ class UnitOfWork(Protocol):
     def kb_vote(self, article_id: str, visitor_id: str) -> bool | None: ...
 
     def add_kb_query(self, query: KbQuery) -> None: ...
+    def kb_feedback_given(self, article_id: str, conversation_id: int) -> bool:
+        """Whether the conversation has voted on the article already."""
+        ...
+
     def kb_queries(
         self, outcomes: Collection[KbOutcome], since: datetime, limit: int
     ) -> list[KbQuery]:

@@ -77,7 +77,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=1024**2,
-        handler_args={"max_line_size": MAX_REQUEST_LINE},
+        # Bodies are inflated by hub.http.read_body, with a limit and a clear 400 when they
+        # are not what their Content-Encoding says (aiohttp's parser logs that as a fault).
+        handler_args={"max_line_size": MAX_REQUEST_LINE, "auto_decompress": False},
     )
     app[SETTINGS] = settings
     store = SqlStore.from_url(
@@ -109,7 +111,9 @@ def create_app(settings: Settings) -> web.Application:
         ),
     )
     # External Rasa calls get the same actions, with one vote per caller and article.
-    app[rasa_webhook.BOT] = FrontLineBot(rasa_webhook.OneVotePerCaller(knowledge), bot.policy)
+    app[rasa_webhook.BOT] = FrontLineBot(
+        rasa_webhook.OneVotePerCaller(knowledge, store), bot.policy
+    )
     rasa_webhook.setup(app, settings.action_server_rate_per_minute)
     app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
 

@@ -47,6 +47,7 @@ from hub.http import (
     read_body,
 )
 from hub.ports import BotKnowledge, FrontLineBot, KbArticle, KbResult
+from hub.storage import SqlStore
 
 log = logging.getLogger(__name__)
 BOT = web.AppKey("bot", FrontLineBot)
@@ -68,10 +69,16 @@ class OneVotePerCaller:
     """The knowledge base as actions called through `/webhook` see it: a "was this helpful?"
     vote counts once per conversation and article (the hub conversation the `conversation_id`
     slot names, else Rasa's own conversation, its `sender_id`); a repeated call only answers.
+
+    A hub conversation's earlier vote is looked up in the database (`store`), so it holds
+    across restarts; Rasa's own conversations are remembered while the hub runs.
     """
 
-    def __init__(self, kb: BotKnowledge, remembered: int = VOTES_REMEMBERED):
+    def __init__(
+        self, kb: BotKnowledge, store: SqlStore | None = None, remembered: int = VOTES_REMEMBERED
+    ):
         self.kb = kb
+        self.store = store
         self.remembered = remembered
         self._voted: OrderedDict[tuple[str, str], None] = OrderedDict()
 
@@ -90,10 +97,22 @@ class OneVotePerCaller:
         if key in self._voted:
             log.info("vote on %s by %s counted already; not counted again", article_id, voter)
             return
-        await self.kb.feedback(article_id, helpful, conversation_id)
-        self._voted[key] = None
+        self._voted[key] = None  # before any await: two calls at once count once too
         if len(self._voted) > self.remembered:
             self._voted.popitem(last=False)
+        try:
+            if await self._stored(article_id, conversation_id):
+                log.info("vote on %s by %s is stored already; not counted again", article_id, voter)
+                return
+            await self.kb.feedback(article_id, helpful, conversation_id)
+        except BaseException:
+            self._voted.pop(key, None)  # not counted: a later call may count it
+            raise
+
+    async def _stored(self, article_id: str, conversation_id: int | None) -> bool:
+        if self.store is None or not conversation_id:
+            return False
+        return await self.store.read(lambda uow: uow.kb_feedback_given(article_id, conversation_id))
 
 
 class ActionCallIn(BaseModel):

@@ -849,6 +849,17 @@ class SqlUnitOfWork:
         )
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
+    def kb_feedback_given(self, article_id: str, conversation_id: int) -> bool:
+        found = self.session.exec(
+            select(KbFeedbackRow.id)
+            .where(
+                KbFeedbackRow.article_id == article_id,
+                KbFeedbackRow.conversation_id == conversation_id,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
     def add_kb_query(self, query: KbQuery) -> None:
         self.session.add(
             KbQueryRow(

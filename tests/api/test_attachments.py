@@ -4,6 +4,7 @@ downloads cannot run script in the hub's origin."""
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ from tests.support import Agent, Customer, next_frame
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+# A part header with a control character: aiohttp's multipart reader raises InvalidHeader.
+BAD_PART_HEADER = (
+    b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+    b"X-Evil: a\x01b\r\n\r\nhello\r\n--zz--\r\n"
 )
 
 
@@ -202,7 +208,7 @@ async def test_the_customer_sends_files_the_agent_opens(
 
 
 async def test_bad_customer_file_messages_are_refused_and_store_nothing(
-    hub: TestClient[Any, Any], customer: Customer
+    hub: TestClient[Any, Any], customer: Customer, caplog: pytest.LogCaptureFixture
 ) -> None:
     limit = hub.server.app[ATTACHMENTS].max_bytes
     one = [("a.txt", b"a", "text/plain")]
@@ -226,12 +232,13 @@ async def test_bad_customer_file_messages_are_refused_and_store_nothing(
         json={"text": "hi"},
     ) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
-    # A body that is not valid multipart (no boundary, or cut off part-way) is the client's
-    # mistake: a 400, not a 500.
+    # A body that is not valid multipart (no boundary, cut off part-way, a part header with a
+    # control character) is the client's mistake: a 400, not a 500.
     cut = b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'
     for content_type, body in [
         ("multipart/form-data", b"garbage"),
         ("multipart/form-data; boundary=zz", cut),
+        ("multipart/form-data; boundary=zz", BAD_PART_HEADER),
     ]:
         async with customer.http.post(
             customer.base + "/api/webchat/messages",
@@ -242,6 +249,7 @@ async def test_bad_customer_file_messages_are_refused_and_store_nothing(
             assert resp.status == 400, await resp.text()
             assert (await resp.json())["error"]["code"] == "malformed_multipart"
     assert (await customer.history())["messages"] == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     # Every refusal came before a file was saved: no bytes were left behind either.
     assert [p for p in hub.server.app[ATTACHMENTS].root.rglob("*") if p.is_file()] == []
 
@@ -253,7 +261,11 @@ async def test_bad_customer_file_messages_are_refused_and_store_nothing(
 
 
 async def test_bad_uploads_and_downloads_are_refused(
-    hub: TestClient[Any, Any], agent: Agent, agent_http: aiohttp.ClientSession, base_url: str
+    hub: TestClient[Any, Any],
+    agent: Agent,
+    agent_http: aiohttp.ClientSession,
+    base_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     limit = hub.server.app[ATTACHMENTS].max_bytes
     status, body = await _upload(agent, b"x" * (limit + 1), "big.bin", "application/zip")
@@ -279,12 +291,19 @@ async def test_bad_uploads_and_downloads_are_refused(
         agent.base + "/api/attachments", json={}, headers={"X-CSRF-Token": agent.csrf}
     ) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "not_multipart"
-    async with agent.http.post(
-        agent.base + "/api/attachments",
-        data=b"garbage",
-        headers={"X-CSRF-Token": agent.csrf, "Content-Type": "multipart/form-data; boundary=zz"},
-    ) as resp:
-        assert resp.status == 400 and (await resp.json())["error"]["code"] == "malformed_multipart"
+    for garbage in (b"garbage", BAD_PART_HEADER):
+        async with agent.http.post(
+            agent.base + "/api/attachments",
+            data=garbage,
+            headers={
+                "X-CSRF-Token": agent.csrf,
+                "Content-Type": "multipart/form-data; boundary=zz",
+            },
+        ) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == "malformed_multipart"
+    # Refused, not failed: nothing was logged as a server error.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_an_unknown_channel_in_the_settings_stops_start_up(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ endpoint's guards: off without a token, the token checked, a rate limit, bad bod
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import io
 import json
 import logging
@@ -14,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot import DOMAIN
-from hub.api.keys import ARTICLES
+from hub.api.keys import ARTICLES, CONVERSATIONS
+from hub.model import Identity, InboundMessage
 
 TOKEN = "rasa-action-server-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -225,16 +228,37 @@ async def test_feedback_counts_once_per_conversation_and_article(
     articles = hub.app[ARTICLES]
     before = await articles.get("en-track-order")
     last = {"article_id": "en-track-order", "title": "How do I track my order?"}
-    for _ in range(5):
-        status, body = await post(
-            http, base_url, call("action_article_feedback", "no", {"last_article": last})
-        )
-        assert status == 200, body
+    vote = call("action_article_feedback", "no", {"last_article": last})
+    for status, body in await asyncio.gather(*(post(http, base_url, vote) for _ in range(5))):
+        assert status == 200, body  # five at once
+    assert (await post(http, base_url, vote))[0] == 200  # and once more later
     other_sender = call("action_article_feedback", "no", {"last_article": last})
     other_sender["tracker"]["sender_id"] = other_sender["sender_id"] = "rasa-user-2"
     assert (await post(http, base_url, other_sender))[0] == 200
     after = await articles.get("en-track-order")
     assert after.not_helpful == before.not_helpful + 2  # one vote from each conversation
+
+
+async def test_a_hub_conversation_that_voted_already_is_not_counted_again(
+    hub: TestClient[Any, Any], http: aiohttp.ClientSession, base_url: str
+) -> None:
+    stored = await hub.app[CONVERSATIONS].receive(
+        InboundMessage(
+            channel="webchat",
+            inbox="website",
+            sender=Identity("webchat", "visitor-votes"),
+            text="where is my parcel?",
+            channel_message_id="votes-1",
+        )
+    )
+    conversation_id = stored.conversation_id
+    articles = hub.app[ARTICLES]
+    # The hub's own bot counted this conversation's vote (in an earlier run of the hub).
+    await articles.feedback("en-track-order", False, conversation_id)
+    last = {"article_id": "en-track-order", "title": "How do I track my order?"}
+    slots = {"last_article": last, "conversation_id": conversation_id}
+    assert (await post(http, base_url, call("action_article_feedback", "no", slots)))[0] == 200
+    assert (await articles.get("en-track-order")).not_helpful == 1
 
 
 async def test_an_unknown_conversation_id_is_422_not_500(
@@ -251,16 +275,20 @@ async def test_an_unknown_conversation_id_is_422_not_500(
 
 
 async def test_a_body_labelled_deflate_that_is_not_is_400(
-    base_url: str, caplog: pytest.LogCaptureFixture
+    http: aiohttp.ClientSession, base_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     raw = json.dumps(call("action_ask_csat", "")).encode()
-    for body in (raw, b"\x78\x9c garbage", b""):
-        # The hub closes the connection after answering a body it cannot inflate: a new
-        # connection each time.
-        async with aiohttp.ClientSession() as http:
-            headers = {"Content-Encoding": "deflate"}
-            status, answer = await post(http, base_url, body, headers=headers)
+    cut = zlib.compress(raw)[:-8]
+    for body in (raw, b"\x78\x9c garbage", cut):
+        status, answer = await post(http, base_url, body, headers={"Content-Encoding": "deflate"})
         assert status == 400, (body[:20], answer)
+        assert project_error(answer) == "bad_encoding"
+    status, answer = await post(http, base_url, raw, headers={"Content-Encoding": "br"})
+    assert status == 400 and project_error(answer) == "bad_encoding"
+    # gzip, and the raw deflate some clients send, are read.
+    for packed, encoding in ((gzip.compress(raw), "gzip"), (zlib.compress(raw)[2:-4], "deflate")):
+        status, answer = await post(http, base_url, packed, headers={"Content-Encoding": encoding})
+        assert status == 200, (encoding, answer)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

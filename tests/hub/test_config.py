@@ -39,6 +39,7 @@ def test_environment_overrides_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         ("OMNIHUB_MAX_TEXT_CHARS", "0", "OMNIHUB_MAX_TEXT_CHARS"),
         ("OMNIHUB_LOG_LEVEL", "loud", "OMNIHUB_LOG_LEVEL"),
         ("OMNIHUB_DEMO", "maybe", "OMNIHUB_DEMO"),
+        ("OMNIHUB_ACTION_SERVER_TOKEN", "short", "OMNIHUB_ACTION_SERVER_TOKEN"),
     ],
 )
 def test_bad_values_name_the_setting(
@@ -62,3 +63,15 @@ def test_bad_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("OMNIHUB_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="no_such_setting"):
         load_settings()
+
+
+def test_the_action_server_token_is_off_when_blank_and_kept_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMNIHUB_ACTION_SERVER_TOKEN", "")
+    assert load_settings().action_server_token is None  # the /webhook endpoint stays off
+    monkeypatch.setenv("OMNIHUB_ACTION_SERVER_TOKEN", "a" * 32)
+    s = load_settings()
+    assert s.action_server_token is not None
+    assert s.action_server_token.get_secret_value() == "a" * 32
+    assert "a" * 32 not in repr(s)  # never printed with the settings
