@@ -179,7 +179,7 @@
     detailSeq: 0,
     listLoading: false,
     missedFrames: [], // events seen while the list was loading, replayed over the fresh list
-    fetching: new Set(),
+    fetching: new Map(), // conversation id -> whether an event came while it was loading
     readUpTo: new Map(), // conversation id -> newest customer message id marked read
     // The hand-over card folded to its title: by default on a phone, where it would take
     // the room the messages need.
@@ -580,17 +580,23 @@
   }
 
   async function fetchSummary(id) {
-    // An event about a conversation we have never seen (e.g. it changed filter): load it once.
-    if (state.fetching.has(id)) return;
-    state.fetching.add(id);
+    // An event about a conversation we have never seen (e.g. it changed filter): load it.
+    // Events while the answer is on its way may be newer than it (the bot's reply and
+    // hand-over right after the customer's first message): then load it once more.
+    if (state.fetching.has(id)) {
+      state.fetching.set(id, true);
+      return;
+    }
+    state.fetching.set(id, false);
     try {
       const data = await api("GET", `/api/conversations/${id}`);
       upsertSummary(data.conversation, true, true);
     } catch (_) {
       /* it will show up on the next list refresh */
-    } finally {
-      state.fetching.delete(id);
     }
+    const again = state.fetching.get(id);
+    state.fetching.delete(id);
+    if (again) fetchSummary(id);
   }
 
   /* ---------- open conversation ---------- */
