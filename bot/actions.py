@@ -464,6 +464,13 @@ _SUMMARY_QUESTIONS = 2  # the customer's latest questions make the summary, one 
 _SUMMARY_LINE_CHARS = 200
 _SCANNED_MESSAGES = 20
 _ORDER_WORD = re.compile(r"\border\b|订单", re.IGNORECASE)
+# The bot's requests for a detail (and its second try): the customer's reply is no question.
+_DETAIL_QUESTIONS = tuple(
+    say(lang, f"{ask}_{kind}")
+    for lang in phrases.LANGUAGES
+    for ask in ("ask", "bad")
+    for kind in _DETAIL_KINDS
+)
 # A request for a person this short says nothing more ("talk to a human please", "转人工").
 _JUST_ASKING_CHARS = {"en": 24, "zh": 8}
 
@@ -472,18 +479,26 @@ def _for_people(tracker: Tracker, collected: dict[str, Any]) -> dict[str, Any]:
     """What the agent who takes the conversation reads first (docs/bot.md, "Hand-off"):
     `summary`, the customer's latest questions; `details`, what the bot asked for and knows
     (`collected`) over what the customer wrote unasked (an order number, an e-mail)."""
-    said = [
-        " ".join(str(e.get("text") or "").split())
-        for e in tracker.events or ()
-        if e.get("event") == "user"
-    ][-_SCANNED_MESSAGES:]
+    said: list[str] = []  # the customer's messages, oldest first
+    answers: set[int] = set()  # which of them answered the bot's request for a detail
+    asked = False
+    for event in tracker.events or ():
+        text = " ".join(str(event.get("text") or "").split())
+        if event.get("event") == "bot":
+            asked = text.endswith(_DETAIL_QUESTIONS)
+        elif event.get("event") == "user":
+            if asked:
+                answers.add(len(said))
+            said.append(text)
     spotted: dict[str, Any] = {}
-    for text in said:
+    for text in said[-_SCANNED_MESSAGES:]:
         email = understanding.detail_value("email", text)
         order = _ORDER_WORD.search(text)
         number = understanding.detail_value("order_number", text[order.end() :]) if order else None
         spotted.update({k: v for k, v in (("email", email), ("order_number", number)) if v})
-    questions = [t for t in said if _is_question(t, collected)][-_SUMMARY_QUESTIONS:]
+    questions = [
+        t for i, t in enumerate(said) if i not in answers and _is_question(t, collected)
+    ][-_SUMMARY_QUESTIONS:]
     return {
         "summary": "\n".join(
             t if len(t) <= _SUMMARY_LINE_CHARS else t[: _SUMMARY_LINE_CHARS - 1] + "…"

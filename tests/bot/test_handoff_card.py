@@ -41,17 +41,19 @@ async def test_the_summary_holds_the_questions_and_the_details_what_was_written(
     assert card["details"] == {"order_number": "A-12345", "email": "ana@example.com"}
 
 
-@pytest.mark.parametrize("inbox_rules", [{"required_details": ["order_number"]}])
+@pytest.mark.parametrize("inbox_rules", [{"required_details": ["name", "order_number"]}])
 async def test_details_the_bot_asked_for_win_over_what_it_read(
     hub: TestClient[Any, Any], customer: Customer, agent: Agent
 ) -> None:
     await customer.connect()
     await ask(customer, "订单 778899 还没到，我要投诉", "c1")  # a complaint: hand-off at once
-    await ask(customer, "B-4242", "c2")  # the order number the bot asks for
+    await ask(customer, "我叫李明", "c2")  # the details the bot asks for are no questions
+    await ask(customer, "不知道", "c3")
+    await ask(customer, "是 B-4242", "c4")
     card = await handoff(agent, customer.conversation_id)
     assert card["reason"] == "complaint"
-    assert card["details"] == {"order_number": "B-4242"}
-    assert card["summary"] == "订单 778899 还没到，我要投诉"  # the detail is not a question
+    assert card["details"] == {"name": "我叫李明", "order_number": "B-4242"}
+    assert card["summary"] == "订单 778899 还没到，我要投诉"
 
 
 async def test_a_bare_request_for_a_person_leaves_the_summary_empty(

@@ -1,6 +1,7 @@
 /*
  * omnihub agent inbox. Contract: docs/api.md ("Agents").
- * Plain ES2020, no build step. All message text is rendered with textContent.
+ * Plain ES2020, no build step. Text is rendered with textContent; the one exception is a
+ * message's `html`, which the hub sanitised (docs/api.md).
  */
 (() => {
   "use strict";
@@ -73,7 +74,7 @@
       handoffAsked: "The customer asked", handoffDetails: "Details the bot collected",
       csat: "Rating {score}/5", csatLabel: "Customer rating: {score} out of 5",
       csatContact: "Latest rating of this contact: {score}/5 (conversation #{id})",
-      unread: "New", unreadLabel: "unread",
+      unread: "New",
       delivery_queued: "Waiting to be sent", delivery_sent: "Sent", delivery_delivered: "Delivered",
       delivery_read: "Read", delivery_failed: "Not delivered",
       deliveryReason: "Not delivered: {reason}", resend: "Resend",
@@ -148,7 +149,7 @@
       handoffAsked: "客户的问题", handoffDetails: "机器人收集的信息",
       csat: "评分 {score}/5", csatLabel: "客户评分：{score}（满分 5）",
       csatContact: "该联系人最近的评分：{score}/5（会话 #{id}）",
-      unread: "新消息", unreadLabel: "未读",
+      unread: "新消息",
       delivery_queued: "等待发送", delivery_sent: "已发送", delivery_delivered: "已送达",
       delivery_read: "已读", delivery_failed: "发送失败",
       deliveryReason: "发送失败：{reason}", resend: "重新发送",
@@ -178,7 +179,7 @@
     detailSeq: 0,
     listLoading: false,
     missedFrames: [], // events seen while the list was loading, replayed over the fresh list
-    fetching: new Set(),
+    fetching: new Map(), // conversation id -> whether an event came while it was loading
     readUpTo: new Map(), // conversation id -> newest customer message id marked read
     // The hand-over card folded to its title: by default on a phone, where it would take
     // the room the messages need.
@@ -579,17 +580,23 @@
   }
 
   async function fetchSummary(id) {
-    // An event about a conversation we have never seen (e.g. it changed filter): load it once.
-    if (state.fetching.has(id)) return;
-    state.fetching.add(id);
+    // An event about a conversation we have never seen (e.g. it changed filter): load it.
+    // Events while the answer is on its way may be newer than it (the bot's reply and
+    // hand-over right after the customer's first message): then load it once more.
+    if (state.fetching.has(id)) {
+      state.fetching.set(id, true);
+      return;
+    }
+    state.fetching.set(id, false);
     try {
       const data = await api("GET", `/api/conversations/${id}`);
       upsertSummary(data.conversation, true, true);
     } catch (_) {
       /* it will show up on the next list refresh */
-    } finally {
-      state.fetching.delete(id);
     }
+    const again = state.fetching.get(id);
+    state.fetching.delete(id);
+    if (again) fetchSummary(id);
   }
 
   /* ---------- open conversation ---------- */
@@ -810,11 +817,15 @@
 
   async function resendMessage(m, button) {
     const convId = m.conversation_id;
+    const shown = () => state.detail && state.detail.messages.find((x) => x.id === m.id);
+    const before = shown();
     showError("detail-error", "");
     button.disabled = true;
     try {
       const data = await api("POST", `/api/conversations/${convId}/messages/${m.id}/resend`, {});
-      onMessageChanged(convId, (data && data.message) || data);
+      // Its delivery events may have come first (each replaces the message): the answer's
+      // "queued" must not undo "sent" or a new failure.
+      if (shown() === before) onMessageChanged(convId, (data && data.message) || data);
       announce(t("resent"));
     } catch (err) {
       button.disabled = false;
