@@ -22,7 +22,6 @@ from kb import fusion, parallel
 from kb import writing as writing_
 from kb.grouping import group_similar
 from kb.highlight import highlight
-from kb.query import CORE_WEIGHT, question_sentences
 from kb.query import views as query_views
 from kb.scoring import K1, LiveBM25
 from kb.synonyms import BUILTIN_GROUPS, SynonymExpander, load_groups, save_groups
@@ -213,7 +212,7 @@ class WhooshKnowledgeIndex:
 
         Several views of the question are scored (kb.query: as written, its question
         sentences, its core without words the index does not know); each article keeps its
-        best score over them.
+        best score over them, a core's counted at its share.
         """
         text = clean_query(query)
         limit = max(1, min(limit, 100))
@@ -224,11 +223,11 @@ class WhooshKnowledgeIndex:
         stored: dict[str, dict[str, Any]] = {}
         weights: dict[str, float] = {}
         semantic = False
-        asked = question_sentences(text)
-        for view in query_views(text, known):
+        for view, share in query_views(text, known):
             view_weights = self._query_weights(view)
-            for term, weight in view_weights.items():
-                weights.setdefault(term, weight)
+            if share == 1.0:  # a core's placeholder is no word to highlight
+                for term, weight in view_weights.items():
+                    weights.setdefault(term, weight)
             bm25: list[tuple[str, float]] = []
             for docnum, score in reading.bm25.top(view_weights, max(limit, CANDIDATES), language):
                 fields = searcher.stored_fields(docnum)
@@ -239,9 +238,8 @@ class WhooshKnowledgeIndex:
                 vector = self._vectors.scores(view, max(limit, CANDIDATES))
                 semantic = semantic or bool(vector)
             ceiling = self._bm25_ceiling(view_weights, reading.bm25)
-            weight = 1.0 if view == text or view in asked else CORE_WEIGHT
             for article_id, score in fusion.fuse(bm25, vector, ceiling):
-                score *= weight
+                score *= share
                 if score > best.get(article_id, -1.0):
                     best[article_id] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))

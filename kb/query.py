@@ -95,11 +95,13 @@ def core(text: str, known: Callable[[str], bool]) -> str | None:
     return " ".join("".join(out).split())
 
 
-def views(text: str, known: Callable[[str], bool]) -> list[str]:
-    """The texts to score for one message, the message itself first (see the module doc)."""
-    found: list[str] = []
+def views(text: str, known: Callable[[str], bool]) -> list[tuple[str, float]]:
+    """The texts to score for one message, each with the share of its scores that counts:
+    the message itself first (see the module docstring)."""
+    found: dict[str, float] = {}
     for candidate in (text, *question_sentences(text)):
-        for view in (candidate, core(candidate, known)):
-            if view and view not in found:
-                found.append(view)
-    return found[:MAX_VIEWS]
+        found.setdefault(candidate, 1.0)
+        reduced = core(candidate, known)
+        if reduced:
+            found.setdefault(reduced, CORE_WEIGHT)
+    return list(found.items())[:MAX_VIEWS]

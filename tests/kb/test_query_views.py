@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kb import WhooshKnowledgeIndex
-from kb.query import core, question_sentences, views
+from kb.query import CORE_WEIGHT, core, question_sentences, views
 from tests.kb.test_index import ARTICLES
 
 
@@ -62,6 +62,6 @@ def test_views() -> None:
     assert core("return rocket skates", known) is None  # more unknown than known
     assert core("return my item", known) is None  # nothing unknown
     assert views("I want to return my rocket skates.", known) == [
-        "I want to return my rocket skates.",
-        "I want to return my something.",
+        ("I want to return my rocket skates.", 1.0),
+        ("I want to return my something.", CORE_WEIGHT),
     ]
