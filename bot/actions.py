@@ -27,6 +27,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot import phrases, understanding
 from bot.phrases import say
 from bot.policy import Decision, DecisionPolicy, decide
+from bot.query import search_text
 from hub.ports import BotKnowledge, KbArticle, KbHit
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,13 @@ STATE_SLOTS = (
 OUTPUT_SLOTS = ("bot_decision", "csat")
 SLOTS = CONTEXT_SLOTS + STATE_SLOTS + OUTPUT_SLOTS
 
-SHORT_ANSWER_CHANNELS = frozenset({"voice", "phone", "fax", "sms"})
-MAX_ANSWER_CHARS = 1500
-MAX_QUERY_CHARS = 500  # a long paste is searched by its beginning
+# Where a message should be short: the short answer (when the article has one) and a link.
+SMALL_CHANNELS = frozenset({"webchat", "telegram", "voice", "phone", "sms"})
+# Where it is heard, not read: the short answer alone (a link cannot be followed).
+SPOKEN_CHANNELS = frozenset({"voice", "phone"})
+# Where the whole article is welcome: e-mail and fax carry the full body (Markdown).
+FULL_CHANNELS = frozenset({"email", "fax"})
+MAX_ANSWER_CHARS = 1500  # an article without a short answer, on a small channel
 SEARCH_LIMIT = 5
 _DETAIL_KINDS = ("name", "email", "phone", "order_number")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
@@ -108,27 +113,39 @@ def _misses(tracker: Tracker) -> int:
     return value if isinstance(value, int) else 0
 
 
-def search_text(text: str) -> tuple[str, bool]:
-    """The part of a message to search with, and whether it was cut."""
-    flat = " ".join(text.split())
-    if len(flat) <= MAX_QUERY_CHARS:
-        return flat, False
-    cut = flat[:MAX_QUERY_CHARS]
-    return (cut.rsplit(" ", 1)[0] if " " in cut[-50:] else cut), True
-
-
 def answer_text(article: KbArticle, channel: str | None, url: str, lang: str) -> str:
-    """The article as this channel carries it: the short answer on voice and fax, the full
-    text with a link on chat and e-mail; always saying which article it is."""
-    if channel in SHORT_ANSWER_CHANNELS:
-        short = article.short_answer or _SENTENCE.split(article.body.strip(), maxsplit=1)[0]
-        return f"{say(lang, 'article_ref', title=article.title)}\n{short}"
+    """What the bot says when it answers with `article` on `channel` (Markdown): which
+    article it is, then
+
+    - on small channels (web chat, Telegram, SMS; also an unknown channel) the article's short
+      answer and a "Read it in full" link; its body, shortened if need be, when it has no
+      short answer;
+    - on spoken channels (voice, phone) the short answer alone (else the first sentence);
+    - on e-mail and fax the full body and the link.
+
+    The one place this is decided: the live turn and the editor's "Test the bot" console
+    both use it.
+    """
+    ref = say(lang, "article_ref", title=article.title)
     body = article.body.strip()
-    if len(body) > MAX_ANSWER_CHARS:
-        body = body[:MAX_ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
-    return "\n\n".join(
-        [say(lang, "article_ref", title=article.title), body, say(lang, "read_more", url=url)]
-    )
+    if channel in SPOKEN_CHANNELS:
+        return f"{ref}\n\n{article.short_answer or _SENTENCE.split(body, maxsplit=1)[0]}"
+    link = f"[{say(lang, 'read_more')}]({url})"
+    if channel in FULL_CHANNELS:
+        return "\n\n".join([ref, body, link])
+    return "\n\n".join([ref, article.short_answer or _shortened(body), link])
+
+
+def _shortened(body: str) -> str:
+    """The body up to MAX_ANSWER_CHARS, cut between paragraphs (so a table or a list is not
+    broken in two), else between words."""
+    if len(body) <= MAX_ANSWER_CHARS:
+        return body
+    head = body[:MAX_ANSWER_CHARS]
+    cut = head.rfind("\n\n")
+    if cut > 0:
+        return head[:cut].rstrip() + "\n\n…"
+    return head.rsplit(" ", 1)[0] + " …"
 
 
 class BotAction(Action):

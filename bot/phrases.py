@@ -16,7 +16,7 @@ _EN: dict[str, str] = {
     "greeting": "Hi! I'm the virtual assistant.",
     "answer_intro": "Here is what I found:",
     "article_ref": "Article: {title}",
-    "read_more": "Read it in full: {url}",
+    "read_more": "Read it in full",  # the label of a Markdown link
     "did_it_help": "Did this answer your question?",
     "yes": "Yes",
     "no": "No",
@@ -79,7 +79,7 @@ _ZH: dict[str, str] = {
     "greeting": "您好！我是智能助理。",
     "answer_intro": "我找到了以下内容：",
     "article_ref": "参考文章：{title}",
-    "read_more": "查看全文：{url}",
+    "read_more": "查看全文",
     "did_it_help": "这个回答解决您的问题了吗？",
     "yes": "是",
     "no": "否",

@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
-from kb.text import clean_text, distinct_terms, terms_with_spans
+from kb.text import clean_text, distinct_terms, fold_chinese, terms_with_spans
 
 SNIPPET_CHARS = 180
 _SENTENCE_RE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*")
@@ -30,7 +30,8 @@ class _Fragments:
         for fragment in self.texts:
             self.starts.append(pos)
             pos += len(fragment) + 1
-        self.joined = "\n".join(self.texts).lower()
+        # Folded like the terms (Traditional -> Simplified, same length) for the probes.
+        self.joined = fold_chinese("\n".join(self.texts)).lower()
 
 
 @lru_cache(maxsize=4096)

@@ -22,6 +22,7 @@ from kb import fusion, parallel
 from kb import writing as writing_
 from kb.grouping import group_similar
 from kb.highlight import highlight
+from kb.query import views as query_views
 from kb.scoring import K1, LiveBM25
 from kb.synonyms import BUILTIN_GROUPS, SynonymExpander, load_groups, save_groups
 from kb.text import (
@@ -42,7 +43,8 @@ from kb.text import (
 log = logging.getLogger(__name__)
 
 # 4: term vectors replaced by a stored list of each document's distinct terms (kb.scoring)
-SCHEMA_VERSION = 4
+# 5: Chinese terms folded from Traditional to Simplified (kb.text.fold_chinese)
+SCHEMA_VERSION = 5
 # Titles and alternate questions say what an article is about; the body mostly explains.
 FIELD_BOOSTS: dict[str, float] = {TITLE_MARK: 2.5, QUESTIONS_MARK: 1.5, BODY_MARK: 0.5}
 # Deleted documents cost a little at every searcher opening (their terms are subtracted from
@@ -206,22 +208,41 @@ class WhooshKnowledgeIndex:
         return weights
 
     def search(self, query: str, language: str | None = None, limit: int = 10) -> KbResult:
-        """Ranked hits for a customer question; ValueError when the query has no text."""
+        """Ranked hits for a customer question; ValueError when the query has no text.
+
+        Several views of the question are scored (kb.query: as written, its question
+        sentences, its core without words the index does not know); each article keeps its
+        best score over them, a core's counted at its share.
+        """
         text = clean_query(query)
         limit = max(1, min(limit, 100))
-        weights = self._query_weights(text)
         reading = self._reading()
         searcher = reading.searcher
-        bm25: list[tuple[str, float]] = []
+        known = self._known(reading.bm25)
+        best: dict[str, float] = {}
         stored: dict[str, dict[str, Any]] = {}
-        for docnum, score in reading.bm25.top(weights, max(limit, CANDIDATES), language):
-            fields = searcher.stored_fields(docnum)
-            stored[fields["id"]] = fields
-            bm25.append((fields["id"], score))
-        vector: list[tuple[str, float]] = []
-        if self._vectors is not None:
-            vector = self._vectors.scores(text, max(limit, CANDIDATES))
-        ranked = fusion.fuse(bm25, vector, self._bm25_ceiling(weights, reading.bm25))
+        weights: dict[str, float] = {}
+        semantic = False
+        for view, share in query_views(text, known):
+            view_weights = self._query_weights(view)
+            if share == 1.0:  # a core's placeholder is no word to highlight
+                for term, weight in view_weights.items():
+                    weights.setdefault(term, weight)
+            bm25: list[tuple[str, float]] = []
+            for docnum, score in reading.bm25.top(view_weights, max(limit, CANDIDATES), language):
+                fields = searcher.stored_fields(docnum)
+                stored[fields["id"]] = fields
+                bm25.append((fields["id"], score))
+            vector: list[tuple[str, float]] = []
+            if self._vectors is not None:
+                vector = self._vectors.scores(view, max(limit, CANDIDATES))
+                semantic = semantic or bool(vector)
+            ceiling = self._bm25_ceiling(view_weights, reading.bm25)
+            for article_id, score in fusion.fuse(bm25, vector, ceiling):
+                score *= share
+                if score > best.get(article_id, -1.0):
+                    best[article_id] = score
+        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
         hits: list[KbHit] = []
         for article_id, score in ranked:
             fields = stored.get(article_id) or searcher.document(id=article_id)
@@ -241,17 +262,36 @@ class WhooshKnowledgeIndex:
             )
             if len(hits) >= limit:
                 break
-        confident = bool(hits) and fusion.confident(hits[0].score, bool(vector), has_cjk(text))
+        confident = bool(hits) and fusion.confident(hits[0].score, semantic, has_cjk(text))
         answer = hits[0] if confident else None
         suggestion = None if hits else self._suggest(text, searcher)
         return KbResult(query=text, hits=hits, answer=answer, suggestion=suggestion)
 
+    def _known(self, bm25: LiveBM25) -> Callable[[str], bool]:
+        """Whether the index knows a query term, itself or through a synonym."""
+
+        def known(term: str) -> bool:
+            if bm25.doc_frequency(term) > 0:
+                return True
+            return any(bm25.doc_frequency(t) > 0 for t in self._synonyms.expand([term]))
+
+        return known
+
     @staticmethod
     def _bm25_ceiling(weights: dict[str, float], bm25: LiveBM25) -> float:
-        """A query-specific upper bound of its BM25 score, so scores compare across queries."""
+        """A query-specific upper bound of its BM25 score, so scores compare across queries.
+
+        Terms no live article has are left out: no article can score them, so counting them
+        would only lower every article's score, and the more for a question that names
+        something (a product, an order number) besides what it asks. On CLINC150 this alone
+        took in-scope accuracy from 0.903 to 0.913 at the old threshold (kb/fusion.py).
+        """
         if not weights or bm25.live_docs == 0:
             return 1.0  # nothing can match anyway
-        return sum(w * bm25.idf(t) for t, w in weights.items()) * (K1 + 1) or 1.0
+        reachable = (
+            w * bm25.idf(t) for t, w in weights.items() if has_cjk(t) or bm25.doc_frequency(t)
+        )
+        return sum(reachable) * (K1 + 1) or 1.0
 
     def _suggest(self, text: str, searcher: Any) -> str | None:
         corrector = searcher.corrector("spell")

@@ -68,10 +68,13 @@ class LiveBM25:
         self._filters: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    def doc_frequency(self, term: str) -> int:
+        """How many live documents have the term."""
+        return int(self.reader.doc_frequency(FIELD, term) - self.dead_terms[term])
+
     def idf(self, term: str) -> float:
         """log(live documents / (live documents with the term + 1)) + 1, as Whoosh's BM25F."""
-        n = self.reader.doc_frequency(FIELD, term) - self.dead_terms[term]
-        return math.log(max(self.live_docs, 1) / (n + 1)) + 1
+        return math.log(max(self.live_docs, 1) / (self.doc_frequency(term) + 1)) + 1
 
     def _term(self, term: str) -> tuple[Any, Any]:
         """(document numbers, BM25F contributions) of one term, read once per reader."""

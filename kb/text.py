@@ -3,8 +3,10 @@
 One function, `terms_with_spans`, turns any text into index terms. Latin-script runs become
 lower-cased, stop-word-filtered Porter stems; CJK runs become jieba search-mode words plus
 character bigrams, so a query still meets an article when jieba cuts the two differently
-(忘记密码 vs 重置密码 share the bigram 密码 whatever the segmentation). The same function
-feeds the Whoosh analyzer, the query builder and the highlighter, so all three agree.
+(忘记密码 vs 重置密码 share the bigram 密码 whatever the segmentation). Traditional characters
+are folded to Simplified first (忘記密碼 and 忘记密码 are one question), and NFKC folds full-width
+letters and digits to ASCII. The same function feeds the Whoosh analyzer, the query builder and
+the highlighter, so all three agree.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ CHINESE_STOP_WORDS = frozenset(
 
 _jieba_lock = threading.Lock()
 _jieba_ready = False
+_opencc_lock = threading.Lock()
+_to_simplified: Any = None
 
 
 def _jieba() -> Any:
@@ -73,6 +77,35 @@ def _jieba() -> Any:
                 jieba.initialize()
                 _jieba_ready = True
     return jieba
+
+
+def _converter() -> Any:
+    """OpenCC's Traditional-to-Simplified converter, made once per process."""
+    global _to_simplified
+    if _to_simplified is None:
+        import opencc
+
+        with _opencc_lock:
+            if _to_simplified is None:
+                _to_simplified = opencc.OpenCC("t2s")
+    return _to_simplified
+
+
+def fold_chinese(run: str) -> str:
+    """Traditional Chinese characters as Simplified (OpenCC t2s, phrase-aware), keeping the
+    length, so spans found in the folded text are spans of the original (highlighting).
+
+    Texts without Han characters are returned as they are.
+    """
+    if not has_cjk(run):
+        return run
+    folded: str = _converter().convert(run)
+    if len(folded) == len(run):
+        return folded
+    # Every single character maps to one (checked over the whole BMP); only a phrase rule
+    # could change the length, and then the characters are folded one by one.
+    by_char = "".join(_converter().convert(ch) for ch in run)
+    return by_char if len(by_char) == len(run) else run
 
 
 def clean_text(text: str) -> str:
@@ -108,6 +141,7 @@ def has_cjk(text: str) -> bool:
 
 def _cjk_terms(run: str, offset: int) -> Iterator[tuple[str, int, int]]:
     jieba = _jieba()
+    run = fold_chinese(run)
     # Characters of stop words (如何, 怎么办) start no bigram: 何重 or 么办 would only add noise.
     stopped = [False] * len(run)
     for word, start, end in jieba.tokenize(run):

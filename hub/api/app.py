@@ -52,7 +52,7 @@ from hub.ports import Channel, ChannelContext, EventBus
 from hub.services import kb_io
 from hub.services.agents import AgentService
 from hub.services.articles import ArticleService
-from hub.services.bot_runner import ArticleKnowledge, BotRunner
+from hub.services.bot_runner import ArticleKnowledge, BotConsole, BotRunner
 from hub.services.conversations import ConversationService
 from hub.services.kb_index import IndexKeeper
 from hub.services.outbox import Outbox
@@ -101,20 +101,21 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
+    policy = DecisionPolicy(
+        clarify_margin=settings.bot_clarify_margin,
+        clarify_below=settings.bot_clarify_below,
+        max_misses=settings.bot_max_misses,
+    )
     knowledge = ArticleKnowledge(app[ARTICLES], settings.effective_public_url)
-    bot = FrontLineBot(
-        knowledge,
-        DecisionPolicy(
-            clarify_margin=settings.bot_clarify_margin,
-            clarify_below=settings.bot_clarify_below,
-            max_misses=settings.bot_max_misses,
-        ),
-    )
+    bot = FrontLineBot(knowledge, policy)
     # External Rasa calls get the same actions, with one vote per caller and article.
-    app[rasa_webhook.BOT] = FrontLineBot(
-        rasa_webhook.OneVotePerCaller(knowledge, store), bot.policy
-    )
+    app[rasa_webhook.BOT] = FrontLineBot(rasa_webhook.OneVotePerCaller(knowledge, store), policy)
     rasa_webhook.setup(app, settings.action_server_rate_per_minute)
+    app[kb.BOT_CONSOLE] = BotConsole(
+        lambda knowledge: FrontLineBot(knowledge, policy),
+        app[ARTICLES],
+        settings.effective_public_url,
+    )
     app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
 
     files = FileAttachmentStore(settings.data_dir / "attachments", settings.max_attachment_bytes)

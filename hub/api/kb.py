@@ -12,11 +12,13 @@ from hub.api.auth import current_session
 from hub.api.keys import ARTICLES
 from hub.errors import Forbidden, InvalidRequest
 from hub.http import Handler, endpoint, json_response, read_json, read_query
-from hub.model import ArticleStatus, KbSource, Role, article_language
+from hub.model import ArticleStatus, Role, article_language
 from hub.ports import AgentSession, ArticleFilter
 from hub.services.articles import ArticleInput
+from hub.services.bot_runner import BotConsole
 
 EDITORS = frozenset({Role.EDITOR, Role.ADMIN})
+BOT_CONSOLE = web.AppKey("bot_console", BotConsole)
 TAGS = ("knowledge base",)
 
 
@@ -198,7 +200,8 @@ async def restore_version(request: web.Request) -> web.StreamResponse:
 @endpoint(
     "GET",
     "/api/kb/search",
-    "Search published articles the way the bot does (the question is recorded)",
+    "Ask the bot: the published articles it finds and the reply it would send on `channel`"
+    " (the question is recorded)",
     tags=TAGS,
     query=m.SearchQuery,
     response=m.SearchOut,
@@ -208,8 +211,19 @@ async def restore_version(request: web.Request) -> web.StreamResponse:
 async def search(request: web.Request) -> web.StreamResponse:
     await current_session(request)
     q = read_query(request, m.SearchQuery)
-    result = await request.app[ARTICLES].search(q.q, q.lang, q.limit, KbSource.CONSOLE)
-    return json_response(m.search_out(result))
+    # The bot itself answers, as to a customer's first message on the channel: the console
+    # shows exactly the reply the live channel would send (BotConsole).
+    asked = await request.app[BOT_CONSOLE].ask(q.q, q.lang, q.channel, q.limit)
+    reply = m.BotReplyOut(
+        channel=q.channel,
+        decision=str(asked.decision.get("decision", "")),
+        article_id=asked.decision.get("article_id"),
+        messages=[
+            m.BotMessageOut(text=r.text, choices=[c["title"] for c in r.choices])
+            for r in asked.replies
+        ],
+    )
+    return json_response(m.search_out(asked.result).model_copy(update={"reply": reply}))
 
 
 @endpoint(

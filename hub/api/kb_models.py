@@ -76,6 +76,9 @@ class SearchQuery(_In):
     q: str = Field(description="the question; empty or over 1000 characters is refused")
     lang: str | None = Field(None, max_length=16)
     limit: int = Field(10, ge=1, le=50)
+    channel: Literal["webchat", "telegram", "email", "fax", "voice", "phone", "sms"] = Field(
+        "webchat", description="the channel whose reply the bot shows (`reply`)"
+    )
 
 
 class GapQuery(_In):
@@ -162,12 +165,27 @@ class HitOut(_Out):
     short_answer: str | None
 
 
+class BotMessageOut(_Out):
+    text: str  # Markdown, exactly as the bot sends it on the channel
+    choices: list[str]  # button titles
+
+
+class BotReplyOut(_Out):
+    """What the bot would say to a customer asking this first on `channel`."""
+
+    channel: str
+    decision: str  # answer | clarify | escalate | handoff | ...
+    article_id: str | None
+    messages: list[BotMessageOut]
+
+
 class SearchOut(_Out):
     query: str
     hits: list[HitOut]
     answer: str | None
     decision: Literal["answer", "escalate"]
     suggestion: str | None
+    reply: BotReplyOut | None = None
 
 
 class GapGroupOut(_Out):

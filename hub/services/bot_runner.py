@@ -25,7 +25,7 @@ import logging
 import re
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -41,9 +41,12 @@ from hub.model import (
     EventKind,
     KbSource,
     Message,
+    article_language,
+    clean_query,
     utcnow,
 )
 from hub.ports import (
+    BotKnowledge,
     BusEnvelope,
     ConversationFilter,
     EventBus,
@@ -352,36 +355,8 @@ class BotRunner:
         action: str,
         needs_bot: bool,
     ) -> BotTurn:
-        slots: dict[str, Any] = tracker["slots"]
-        action = action or self.bot.next_action(tracker)
-        replies: list[BotReply] = []
-        steps: list[dict[str, Any]] = []
-        paused = False
-        for _ in range(MAX_FOLLOWUPS):
-            call = {
-                "next_action": action,
-                "sender_id": tracker["sender_id"],
-                "tracker": tracker,
-                "version": RASA_VERSION,
-            }
-            result = await self.bot.run(call)
-            replies.extend(_replies(result.get("responses") or []))
-            followup = None
-            decision: dict[str, Any] = {}
-            for event in result.get("events") or []:
-                name = event.get("event")
-                if name == "slot":
-                    slots[event["name"]] = event.get("value")
-                    if event["name"] == "bot_decision":
-                        decision = dict(event.get("value") or {})
-                elif name == "pause":
-                    paused = True
-                elif name == "followup":
-                    followup = event.get("name")
-            steps.append({"action": action, **decision})
-            if not followup or paused:
-                break
-            action = followup
+        ran = await run_actions(self.bot, tracker, action)
+        slots = ran.slots
         state = {
             k: v for k, v in slots.items() if k not in CONTEXT_SLOTS and k not in _OUTPUT_SLOTS
         }
@@ -389,15 +364,137 @@ class BotRunner:
         return BotTurn(
             conv.id,
             trigger.key,
-            tuple(replies),
-            {**steps[-1], "steps": steps} if len(steps) > 1 else steps[-1],
+            ran.replies,
+            ran.decision,
             state,
             handoff=dict(slots.get("handoff") or {"reason": "customer_request"})
-            if paused
+            if ran.paused
             else None,
             csat=csat if isinstance(csat, int) and not isinstance(csat, bool) else None,
             needs_bot_status=needs_bot,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ActionsRun:
+    """What the bot's actions did in one turn."""
+
+    replies: tuple[BotReply, ...]
+    decision: dict[str, Any]  # the last step's decision, with all `steps` when chained
+    slots: dict[str, Any]  # the tracker's slots after the turn
+    paused: bool  # handed to people (Rasa's ConversationPaused)
+
+
+async def run_actions(bot: FrontLineBot, tracker: dict[str, Any], action: str = "") -> ActionsRun:
+    """Run the bot on the tracker's latest message: `action`, or the one the bot picks,
+    following `FollowupAction`s (at most MAX_FOLLOWUPS). The tracker's slots are updated."""
+    slots: dict[str, Any] = tracker["slots"]
+    action = action or bot.next_action(tracker)
+    replies: list[BotReply] = []
+    steps: list[dict[str, Any]] = []
+    paused = False
+    for _ in range(MAX_FOLLOWUPS):
+        call = {
+            "next_action": action,
+            "sender_id": tracker["sender_id"],
+            "tracker": tracker,
+            "version": RASA_VERSION,
+        }
+        result = await bot.run(call)
+        replies.extend(_replies(result.get("responses") or []))
+        followup = None
+        decision: dict[str, Any] = {}
+        for event in result.get("events") or []:
+            name = event.get("event")
+            if name == "slot":
+                slots[event["name"]] = event.get("value")
+                if event["name"] == "bot_decision":
+                    decision = dict(event.get("value") or {})
+            elif name == "pause":
+                paused = True
+            elif name == "followup":
+                followup = event.get("name")
+        steps.append({"action": action, **decision})
+        if not followup or paused:
+            break
+        action = followup
+    explained = {**steps[-1], "steps": steps} if len(steps) > 1 else steps[-1]
+    return ActionsRun(tuple(replies), explained, slots, paused)
+
+
+class _ConsoleKnowledge(ArticleKnowledge):
+    """The bot's knowledge for one console question: searches are recorded as console
+    questions, in the language and at the length the console asked for; the result is kept."""
+
+    def __init__(self, articles: ArticleService, public_url: str, language: str | None, limit: int):
+        super().__init__(articles, public_url)
+        self.language = language
+        self.limit = limit
+        self.result: KbResult | None = None
+        self.error: ValidationFailed | None = None
+
+    async def search(self, query: str, language: str | None, limit: int) -> KbResult:
+        try:
+            self.result = await self.articles.search(
+                query, self.language, max(limit, self.limit), KbSource.CONSOLE
+            )
+        except ValidationFailed as exc:
+            self.error = exc
+            raise ValueError(exc.detail) from None
+        return self.result
+
+    async def feedback(self, article_id: str, helpful: bool, conversation_id: int | None) -> None:
+        """A console question counts no votes."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleAnswer:
+    """The bot's reply to a question asked in the knowledge-base editor's console."""
+
+    result: KbResult  # what the knowledge base found (hits up to the console's limit)
+    replies: tuple[BotReply, ...]  # what the customer would get, message by message
+    decision: dict[str, Any]  # the bot's decision explained, as in the conversation log
+
+
+class BotConsole:
+    """ "Test the bot": a question answered as if it were a customer's first message on a
+    channel, by the same actions and the same answer text as a live turn, without a
+    conversation; the search is recorded as a console question."""
+
+    def __init__(
+        self,
+        make_bot: Callable[[BotKnowledge], FrontLineBot],
+        articles: ArticleService,
+        public_url: str,
+    ):
+        self.make_bot = make_bot
+        self.articles = articles
+        self.public_url = public_url
+
+    async def ask(
+        self, question: str, language: str | None, channel: str, limit: int
+    ) -> ConsoleAnswer:
+        """ValidationFailed for an unusable question or language, as a search."""
+        text = clean_query(question)
+        lang = article_language(language) if language else None
+        knowledge = _ConsoleKnowledge(self.articles, self.public_url, lang, limit)
+        tracker = {
+            "sender_id": "kb-console",
+            "slots": {"channel": channel, "language": lang},
+            "latest_message": {"text": text, "intent": {}, "entities": []},
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        }
+        ran = await run_actions(self.make_bot(knowledge), tracker)
+        if knowledge.error is not None:
+            raise knowledge.error
+        result = knowledge.result
+        if result is None:  # the bot did not search (a hand-off): the console still lists hits
+            result = await self.articles.search(text, lang, limit, KbSource.CONSOLE)
+        return ConsoleAnswer(replace(result, hits=result.hits[:limit]), ran.replies, ran.decision)
 
 
 def _message_trigger(message_id: int) -> _Trigger:

@@ -163,6 +163,18 @@ def test_editor_writes_publishes_and_bot_answers(kb_hub, open_page) -> None:
     expect(hit).to_have_attribute("data-answer", "true")
     expect(hit).to_contain_text("score")
     expect(hit.get_by_test_id("console-highlight").locator("mark").first).to_be_visible()
+    # What the customer would get on web chat: the short answer and a link (Markdown) ...
+    reply = page.get_by_test_id("console-reply-message")
+    expect(reply).to_have_count(1)
+    expect(reply).to_contain_text("Choose gift wrap at checkout; it costs 3 EUR.")
+    expect(reply).to_contain_text("[Read it in full](")
+    expect(reply).not_to_contain_text("recycled paper")
+    # ... and by e-mail the whole article.
+    page.get_by_test_id("console-channel").select_option("email")
+    ask_console(page, "do you do gift wrapping")
+    expect(reply).to_contain_text("Tick **gift wrap** at checkout")
+    assert_accessible(page, "#panel-console")  # the channel picker, the reply
+    page.get_by_test_id("console-channel").select_option("webchat")
     # Misspelt: whether the engine copes or suggests a spelling, the page says what it said.
     result = ask_console(page, "giftt wraping")
     suggestion = page.get_by_test_id("console-suggestion")

@@ -62,6 +62,9 @@
       noHits: "No published article matches.", didYouMean: "Did you mean “{text}”?",
       searchSuggestion: "Search for “{text}”", score: "score {score}", openArticle: "Open in editor",
       answerMark: "Bot's answer", hitsLabel: "Matching articles",
+      channel: "Channel", botReply: "What the customer gets", channel_webchat: "Web chat",
+      channel_telegram: "Telegram", channel_email: "E-mail", channel_fax: "Fax",
+      channel_voice: "Phone (voice)", channel_sms: "SMS",
       gapsIntro: "Questions the bot could not answer, grouped by similarity, most frequent first.",
       period: "Period", days7: "Last 7 days", days30: "Last 30 days", days90: "Last 90 days",
       refresh: "Refresh", noGaps: "No unanswered questions in this period.",
@@ -130,6 +133,9 @@
       noHits: "没有匹配的已发布文章。", didYouMean: "您是不是要找“{text}”？",
       searchSuggestion: "搜索“{text}”", score: "得分 {score}", openArticle: "在编辑器中打开",
       answerMark: "机器人的回答", hitsLabel: "匹配的文章",
+      channel: "渠道", botReply: "客户收到的回复", channel_webchat: "网页聊天",
+      channel_telegram: "Telegram", channel_email: "电子邮件", channel_fax: "传真",
+      channel_voice: "电话（语音）", channel_sms: "短信",
       gapsIntro: "机器人未能回答的问题，按相似度分组，最常见的在前。",
       period: "时间范围", days7: "最近 7 天", days30: "最近 30 天", days90: "最近 90 天",
       refresh: "刷新", noGaps: "这段时间没有未回答的问题。",
@@ -976,7 +982,7 @@
   async function ask(q) {
     $("console-ask").disabled = true;
     try {
-      const params = query({ q, lang: $("console-lang").value, limit: 5 });
+      const params = query({ q, lang: $("console-lang").value, limit: 5, channel: $("console-channel").value });
       state.lastSearch = await api("GET", "/api/kb/search?" + params);
       renderSearch(state.lastSearch);
     } catch (err) {
@@ -996,6 +1002,19 @@
     decision.textContent = answers
       ? t("botAnswers", { title: answer ? answer.title : r.answer })
       : t("botEscalates");
+
+    // What the bot would send, message by message, as the channel gets it (Markdown text).
+    const messages = (r.reply && r.reply.messages) || [];
+    $("console-reply").hidden = !messages.length;
+    $("console-reply-messages").replaceChildren(
+      ...messages.map((msg) =>
+        el("div", { class: "bot-message", "data-testid": "console-reply-message" },
+          el("p", { class: "bot-text", text: msg.text }),
+          msg.choices && msg.choices.length
+            ? el("p", { class: "bot-choices", text: msg.choices.map((c) => `[${c}]`).join(" ") })
+            : null),
+      ),
+    );
 
     const suggestion = $("console-suggestion");
     suggestion.hidden = !r.suggestion;
