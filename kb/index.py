@@ -22,6 +22,7 @@ from kb import fusion, parallel
 from kb import writing as writing_
 from kb.grouping import group_similar
 from kb.highlight import highlight
+from kb.query import PLACEHOLDER_TERMS
 from kb.query import views as query_views
 from kb.scoring import K1, LiveBM25
 from kb.synonyms import BUILTIN_GROUPS, SynonymExpander, load_groups, save_groups
@@ -210,24 +211,35 @@ class WhooshKnowledgeIndex:
     def search(self, query: str, language: str | None = None, limit: int = 10) -> KbResult:
         """Ranked hits for a customer question; ValueError when the query has no text.
 
-        Several views of the question are scored (kb.query: as written, its question
-        sentences, its core without words the index does not know); each article keeps its
-        best score over them, a core's counted at its share.
+        Several views of the question are scored (kb.query). The message as written ranks
+        the hits; when its top hit is not good enough to answer with, its question sentences
+        rank them too (each article keeping its best score). The other views (the question
+        sentences, the cores without the words the index does not know) then confirm: when
+        their best article is the top hit, its score is raised to theirs, counted at the
+        view's share. A question sentence does not overrule a message that answers itself
+        (alone it can miss what the sentence before it said); a core never reorders. Cores
+        are not used without the semantic stage (BM25 alone would score just the known
+        words, and out-of-scope questions with them).
         """
         text = clean_query(query)
         limit = max(1, min(limit, 100))
         reading = self._reading()
         searcher = reading.searcher
-        known = self._known(reading.bm25)
-        best: dict[str, float] = {}
+        known = self._known(reading.bm25) if self._vectors is not None else None
+        best: dict[str, float] = {}  # the message as written
+        asked: dict[str, float] = {}  # its question sentences, each article's best
+        cores: dict[str, float] = {}  # its cores, at their share
         stored: dict[str, dict[str, Any]] = {}
         weights: dict[str, float] = {}
         semantic = False
         for view, share in query_views(text, known):
             view_weights = self._query_weights(view)
-            if share == 1.0:  # a core's placeholder is no word to highlight
+            if share == 1.0:
                 for term, weight in view_weights.items():
                     weights.setdefault(term, weight)
+            else:  # a core: its placeholder is for the encoder, not a word to match
+                for term in PLACEHOLDER_TERMS:
+                    view_weights.pop(term, None)
             bm25: list[tuple[str, float]] = []
             for docnum, score in reading.bm25.top(view_weights, max(limit, CANDIDATES), language):
                 fields = searcher.stored_fields(docnum)
@@ -237,12 +249,18 @@ class WhooshKnowledgeIndex:
             if self._vectors is not None:
                 vector = self._vectors.scores(view, max(limit, CANDIDATES))
                 semantic = semantic or bool(vector)
+            if share != 1.0 and not vector:
+                continue  # the encoder could not read the core: it confirms nothing
             ceiling = self._bm25_ceiling(view_weights, reading.bm25)
+            scores = best if view == text else asked if share == 1.0 else cores
             for article_id, score in fusion.fuse(bm25, vector, ceiling):
-                score *= share
-                if score > best.get(article_id, -1.0):
-                    best[article_id] = score
-        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+                if score * share > scores.get(article_id, -1.0):
+                    scores[article_id] = score * share
+        chinese = has_cjk(text)
+        ranked = _ranked(best)
+        if asked and not (ranked and fusion.confident(ranked[0][1], semantic, chinese)):
+            ranked = _ranked(_best_of(best, asked))
+        ranked = self._confirmed(ranked, _best_of(asked, cores), stored, searcher, language)
         hits: list[KbHit] = []
         for article_id, score in ranked:
             fields = stored.get(article_id) or searcher.document(id=article_id)
@@ -262,10 +280,38 @@ class WhooshKnowledgeIndex:
             )
             if len(hits) >= limit:
                 break
-        confident = bool(hits) and fusion.confident(hits[0].score, semantic, has_cjk(text))
+        confident = bool(hits) and fusion.confident(hits[0].score, semantic, chinese)
         answer = hits[0] if confident else None
         suggestion = None if hits else self._suggest(text, searcher)
         return KbResult(query=text, hits=hits, answer=answer, suggestion=suggestion)
+
+    @staticmethod
+    def _confirmed(
+        ranked: list[tuple[str, float]],
+        others: dict[str, float],
+        stored: dict[str, dict[str, Any]],
+        searcher: Any,
+        language: str | None,
+    ) -> list[tuple[str, float]]:
+        """`ranked` with the top hit's score raised to the other views' when they rank it
+        first too (among the articles of `language`)."""
+
+        def eligible(article_id: str) -> bool:
+            if not language:
+                return True
+            fields = stored.get(article_id) or searcher.document(id=article_id)
+            return fields is not None and fields["language"] == language
+
+        top = next((i for i, (a, _) in enumerate(ranked) if eligible(a)), None)
+        if top is None or not others:
+            return ranked
+        candidates = [a for a in others if eligible(a)]
+        their_best = min(candidates, key=lambda a: (-others[a], a), default=None)
+        article_id, score = ranked[top]
+        if their_best == article_id and others[article_id] > score:
+            ranked = list(ranked)
+            ranked[top] = (article_id, others[article_id])
+        return ranked
 
     def _known(self, bm25: LiveBM25) -> Callable[[str], bool]:
         """Whether the index knows a query term, itself or through a synonym."""
@@ -281,17 +327,13 @@ class WhooshKnowledgeIndex:
     def _bm25_ceiling(weights: dict[str, float], bm25: LiveBM25) -> float:
         """A query-specific upper bound of its BM25 score, so scores compare across queries.
 
-        Terms no live article has are left out: no article can score them, so counting them
-        would only lower every article's score, and the more for a question that names
-        something (a product, an order number) besides what it asks. On CLINC150 this alone
-        took in-scope accuracy from 0.903 to 0.913 at the old threshold (kb/fusion.py).
+        Terms no article has count too: leaving them out lifted questions that name unknown
+        things in and out of scope alike (CLINC150 BM25-only out-of-scope recall 0.78 ->
+        0.38); the core view (kb.query) handles those names instead.
         """
         if not weights or bm25.live_docs == 0:
             return 1.0  # nothing can match anyway
-        reachable = (
-            w * bm25.idf(t) for t, w in weights.items() if has_cjk(t) or bm25.doc_frequency(t)
-        )
-        return sum(reachable) * (K1 + 1) or 1.0
+        return sum(w * bm25.idf(t) for t, w in weights.items()) * (K1 + 1) or 1.0
 
     def _suggest(self, text: str, searcher: Any) -> str | None:
         corrector = searcher.corrector("spell")
@@ -431,6 +473,20 @@ class WhooshKnowledgeIndex:
                 searcher.close()
             self._open_searchers.clear()
         self._ix.close()
+
+
+def _ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
+    """(article_id, score) best first; ties broken by id so results are reproducible."""
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _best_of(*views: dict[str, float]) -> dict[str, float]:
+    """Each article's best score over several views."""
+    found: dict[str, float] = {}
+    for scores in views:
+        for article_id, score in scores.items():
+            found[article_id] = max(found.get(article_id, -1.0), score)
+    return found
 
 
 def _replace_word(text: str, word: str, replacement: str) -> str:

@@ -6,17 +6,18 @@ the very thing they bought ("I want to return my rocket skates."). Those words a
 query's BM25 ceiling and pull its embedding away from every article's, so the question scores
 far below its bare form (0.40 against 0.94) and is handed to a person.
 
-So the index scores a few views of the message and keeps, per article, the best (kb.index):
+So the index scores a few views of the message (kb.index). The message as written ranks the
+hits; the other views only confirm: when their best article is the top hit, its score rises to
+theirs (they never reorder the hits: a question sentence alone can miss what the sentence
+before it said, a core lacks the question's specifics):
 
-- the message as written;
 - its question sentences, when it has several sentences (those ending in a question mark,
   else those opening like a question);
-- the core of each: the text with the words the knowledge base has never seen (a product
-  name, an order number, a typo) replaced by "something", when they are at most as many as
-  the words it knows; its scores count at CORE_WEIGHT. A message mostly made of unknown words
-  is about something the knowledge base does not cover and keeps its low score.
-
-Words no article has are also left out of the BM25 ceiling of every view (kb.index).
+- the core of the message and of each question sentence: the text with the words the
+  knowledge base has never seen (a product name, an order number, a typo) replaced by
+  "something", when they are at most as many as the words it knows, counted at CORE_WEIGHT.
+  A message mostly made of unknown words is about something the knowledge base does not
+  cover and keeps its low score.
 
 Every view is scored on the same scale (kb.fusion), so the answer thresholds stay as they are.
 """
@@ -26,17 +27,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from kb.text import has_cjk, terms_with_spans
+from kb.text import has_cjk, terms, terms_with_spans
 
 MAX_VIEWS = 4
 # The core stands in for the question, not is it: its scores count at this share. On CLINC150
-# (bench/bot_decisions.py, with the threshold of kb/fusion.py) 0.85 gains in-scope answers
-# and loses no out-of-scope recall; at 1.0 recall fell from 0.84 to 0.79.
+# dev (bench/bot_decisions.py) 0.85 gains in-scope answers and loses no out-of-scope recall
+# at the unchanged answer threshold; at 1.0 recall fell from 0.83 to 0.78.
 CORE_WEIGHT = 0.85
 # What an unknown run of words becomes in the core: keeping a noun's place keeps the sentence
 # a question about *something* ("I want to return my something."), which embeds closer to the
 # article's questions than the same sentence with a hole, and no closer to unrelated ones.
 PLACEHOLDER = "something"
+# The placeholder is for the encoder: the customer did not write it, so BM25 leaves it out.
+PLACEHOLDER_TERMS = frozenset(terms(PLACEHOLDER))
 MAX_QUESTIONS = 2
 # A sentence ends at . ! ? (or their full-width forms) followed by a space or the end, or at a
 # line break; "e.g." or "3.5" mostly stay whole, and a wrong cut only adds a view.
@@ -95,13 +98,14 @@ def core(text: str, known: Callable[[str], bool]) -> str | None:
     return " ".join("".join(out).split())
 
 
-def views(text: str, known: Callable[[str], bool]) -> list[tuple[str, float]]:
-    """The texts to score for one message, each with the share of its scores that counts:
-    the message itself first (see the module docstring)."""
+def views(text: str, known: Callable[[str], bool] | None) -> list[tuple[str, float]]:
+    """The texts to score for one message, each with the share of its scores that counts
+    (CORE_WEIGHT for a core, 1 otherwise), the message itself first; no cores when `known`
+    is None (see the module docstring)."""
     found: dict[str, float] = {}
     for candidate in (text, *question_sentences(text)):
         found.setdefault(candidate, 1.0)
-        reduced = core(candidate, known)
+        reduced = core(candidate, known) if known is not None else None
         if reduced:
             found.setdefault(reduced, CORE_WEIGHT)
     return list(found.items())[:MAX_VIEWS]
