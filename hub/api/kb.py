@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub import formatting
 from hub.api import kb_models as m
 from hub.api.auth import current_session
 from hub.api.keys import ARTICLES
@@ -219,7 +220,9 @@ async def search(request: web.Request) -> web.StreamResponse:
         decision=str(asked.decision.get("decision", "")),
         article_id=asked.decision.get("article_id"),
         messages=[
-            m.BotMessageOut(text=r.text, choices=[c["title"] for c in r.choices])
+            m.BotMessageOut(
+                text=r.text, html=formatting.html(r.text), choices=[c["title"] for c in r.choices]
+            )
             for r in asked.replies
         ],
     )

@@ -167,6 +167,7 @@ class HitOut(_Out):
 
 class BotMessageOut(_Out):
     text: str  # Markdown, exactly as the bot sends it on the channel
+    html: str  # the same rendered and sanitised, as the widget and the inbox show it
     choices: list[str]  # button titles
 
 

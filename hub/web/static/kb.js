@@ -992,6 +992,14 @@
     }
   }
 
+  // A reply as the customer sees it: the hub's sanitised HTML of the Markdown it sends.
+  function botText(msg) {
+    const node = el("div", { class: "bot-text", "data-testid": "console-reply-text" });
+    if (typeof msg.html === "string") node.innerHTML = msg.html;
+    else node.textContent = msg.text;
+    return node;
+  }
+
   function renderSearch(r) {
     const hits = r.hits || [];
     const answers = r.decision === "answer" && r.answer;
@@ -1009,7 +1017,7 @@
     $("console-reply-messages").replaceChildren(
       ...messages.map((msg) =>
         el("div", { class: "bot-message", "data-testid": "console-reply-message" },
-          el("p", { class: "bot-text", text: msg.text }),
+          botText(msg),
           msg.choices && msg.choices.length
             ? el("p", { class: "bot-choices", text: msg.choices.map((c) => `[${c}]`).join(" ") })
             : null),
