@@ -34,7 +34,7 @@ services:
 	bash .ci/services.sh
 
 test: install system-deps services
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check hub channels bot kb tests bench

@@ -361,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level != "debug":
+        # rasa-sdk logs every action it registers; the hub builds an executor per caller (its
+        # own turns, /webhook, the KB console), so those lines would repeat. The composition
+        # root names the bot's actions once instead.
+        logging.getLogger("rasa_sdk.executor").setLevel(logging.WARNING)
     try:
         return int(args.func(settings, args))
     except (HubError, ConfigError) as exc:

@@ -108,6 +108,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     knowledge = ArticleKnowledge(app[ARTICLES], settings.effective_public_url)
     bot = FrontLineBot(knowledge, policy)
+    log.info("front-line bot actions: %s", ", ".join(bot.action_names()))
     # External Rasa calls get the same actions, with one vote per caller and article.
     app[rasa_webhook.BOT] = FrontLineBot(rasa_webhook.OneVotePerCaller(knowledge, store), policy)
     rasa_webhook.setup(app, settings.action_server_rate_per_minute)

@@ -133,8 +133,9 @@ def test_customer_and_agent_chat_live(live_hub, open_page) -> None:
     customer.get_by_test_id("omnihub-input").press("Enter")
     expect(inbox_messages(agent, "customer").filter(has_text=second)).to_be_visible()
     expect(row).to_contain_text(second)
+    # The agent has the conversation open on a visible page: the customer sees it was read.
     expect(widget_messages(customer, "customer").filter(has_text=second)).to_have_attribute(
-        "data-state", "sent"
+        "data-state", "read"
     )
     customer.screenshot(path="/tmp/omnihub-widget.png")
     agent.screenshot(path="/tmp/omnihub-inbox.png")
