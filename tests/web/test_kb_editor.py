@@ -388,6 +388,9 @@ def test_long_titles_saves_in_view_archiving_asks_and_plurals(kb_hub, open_page)
 
     # The list's "Published" badge stays a one-line pill beside a title that wraps.
     row = page.get_by_test_id("article-row").filter(has_text=title)
+    # Publishing redraws the list: measure the row once it shows the new status.
+    expect(row.locator(".badge")).to_have_text("Published")
+    expect(row.locator(".row-title")).to_be_visible()
     title_box = row.locator(".row-title").bounding_box()
     badge_box = row.locator(".badge").bounding_box()
     assert title_box and badge_box
