@@ -10,6 +10,7 @@ REGISTRY: dict[str, str] = {
     "webchat": "channels.webchat:WebchatChannel",
     "telegram": "channels.telegram:TelegramChannel",  # docs/telegram.md
     "email": "channels.email:EmailChannel",  # fax-to-email too (docs/email.md)
+    "voice": "channels.phone:PhoneChannel",  # SIP, Twilio Media Streams, WebRTC (docs/phone.md)
 }
 
 

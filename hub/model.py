@@ -104,6 +104,11 @@ class EventKind(enum.StrEnum):
     IDENTITY_LINKED = "contact.identity_linked"
     # A channel says the address cannot be reached any more (the user blocked the bot).
     IDENTITY_UNREACHABLE = "contact.identity_unreachable"
+    # A live call: answered (transport, caller, dialled, rule and flow), each step it took
+    # (menu choices, language, bot, queue, voicemail, CSAT), and its end (duration, who hung up).
+    CALL_STARTED = "call.started"
+    CALL_STEP = "call.step"
+    CALL_ENDED = "call.ended"
 
 
 @dataclass(frozen=True, slots=True)

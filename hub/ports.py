@@ -10,7 +10,16 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypedDict, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Literal,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    runtime_checkable,
+)
 
 from hub.model import (
     Agent,
@@ -36,6 +45,9 @@ from hub.model import (
     MessageFormat,
     Role,
 )
+
+if TYPE_CHECKING:  # hub.calls.media imports SendResult from here
+    from hub.calls.media import CallControl
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
@@ -508,6 +520,7 @@ class ChannelContext:
     options: dict[str, Any]  # channel-specific settings: `channels.<name>` in the config
     attachments: AttachmentStore
     data_dir: Path
+    calls: CallControl | None = None  # the call controller, for the phone channel
 
 
 class ChannelSendError(Exception):
@@ -550,6 +563,61 @@ class SpeechToText(Protocol):
     async def transcribe(self, audio: bytes) -> str:
         """The words spoken in `audio` (any common container: OGG/Opus, WAV, MP3); "" when
         none are recognised; ValueError when the audio cannot be decoded."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What a live recogniser noticed in the audio fed so far."""
+
+    kind: Literal["speech", "partial", "final"]
+    # speech: the caller started speaking (voice activity; for barge-in), text "";
+    # partial: the words so far of the current utterance (a live caption; may still change);
+    # final: the utterance is over (end of speech); its words, "" when none were recognised.
+    text: str = ""
+    confidence: float | None = None  # of a final result, 0..1, where the engine gives one
+
+
+class SpeechStream(Protocol):
+    """One caller's recogniser: created per call (or per menu step), fed in real time."""
+
+    async def feed(self, pcm: bytes) -> list[Heard]:
+        """Recognise `pcm` (16-bit mono at the stream's rate); what was noticed in it. Cheap
+        on silence: voice-activity detection keeps silent audio away from the recogniser."""
+        ...
+
+    async def finish(self) -> Heard | None:
+        """The final result of an utterance still open (the caller hung up mid-sentence)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LiveSpeechToText(Protocol):
+    """Streaming speech recognition for live calls; the model per language is loaded once
+    and shared by every call's stream."""
+
+    def languages(self) -> frozenset[str]:
+        """The languages a model is configured for ("ko", "en", "zh", ...)."""
+        ...
+
+    def stream(
+        self, *, sample_rate: int, language: str | None = None, grammar: Sequence[str] = ()
+    ) -> SpeechStream:
+        """A new recogniser. With `grammar`, only those phrases (menu choices: "one",
+        "agent", "상담원") can be recognised, and anything else is "" (Vosk's "[unk]").
+        A language without a model raises LookupError."""
+        ...
+
+
+class TextToSpeech(Protocol):
+    """Speech synthesis for live calls (pyttsx3 over espeak-ng, offline)."""
+
+    async def synthesize(
+        self, text: str, *, sample_rate: int, language: str | None = None, cache: bool = False
+    ) -> bytes:
+        """`text` spoken in a voice for `language`, as 16-bit mono PCM at `sample_rate`.
+        `cache=True` for fixed prompts (menus, greetings): rendered once, then reused."""
         ...
 
 
