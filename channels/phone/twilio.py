@@ -98,10 +98,12 @@ class TwilioTransport:
         self.ctx = ctx
         self.clock: Clock = clock or LoopClock()
         secret = self.options.stream_secret or self.options.auth_token
+        if self.options.auth_token is None:
+            log.warning("channels.voice.twilio: no auth_token; the voice webhook is not verified")
         if secret is None:
             log.warning(
-                "channels.voice.twilio: no auth_token: the voice webhook is not verified and"
-                " stream tokens are signed with a key of this process only"
+                "channels.voice.twilio: no stream_secret or auth_token; stream tokens are"
+                " signed with a key of this process only (one hub process)"
             )
         key = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
         self.tokens = StreamTokens(key, self.options.token_ttl_s)

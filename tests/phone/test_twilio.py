@@ -319,6 +319,22 @@ async def test_the_hub_hangs_up(phone: PhoneHub) -> None:
     await phone.control.until(lambda: phone.transport.live_calls == 0)
 
 
+async def test_the_caller_paces_audio_and_marks_in_real_time(phone: PhoneHub) -> None:
+    """What the phone benchmark relies on: `realtime` sends 20 ms a frame and echoes a mark
+    only once the audio before it would have played."""
+    call = await phone.dial(marks="realtime")
+    record = await phone.control.call(call)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await call.send_audio(tone(0.3), realtime=True)
+    assert loop.time() - began >= 0.27  # 15 frames, the first at once
+    began = loop.time()
+    assert await record.session.play(tone(0.6))
+    assert loop.time() - began >= 0.55
+    await phone.control.heard(record, 4800)
+    await call.stop()
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 
