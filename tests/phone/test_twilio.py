@@ -482,6 +482,15 @@ async def test_the_voice_webhook_checks_the_twilio_signature(phone: PhoneHub) ->
         url, data={**form, "From": "+10000000000"}, headers={"X-Twilio-Signature": right}
     ) as resp:
         assert resp.status == 403
+    async with phone.http.post(
+        url, data=b"\xff\xfe=\x00", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "invalid_request"
+    async with phone.http.get(phone.url + "/api/openapi.json") as resp:
+        paths = (await resp.json())["paths"]
+    assert "post" in paths["/api/phone/twilio/voice"]
+    assert "get" in paths["/api/phone/twilio/stream"]
 
 
 def test_the_signature_is_twilios_documented_one() -> None:
