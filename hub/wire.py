@@ -91,6 +91,35 @@ class HandoffOut(_Out):
     at: datetime
 
 
+class CallOut(_Out):
+    """The conversation's latest phone call, from its `call.*` events (relay mode in the inbox)."""
+
+    call_id: str
+    transport: str  # sip | twilio | webrtc
+    live: bool  # no `call.ended` yet: the agent's replies are spoken to the caller
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    ended_by: str | None  # caller | hub | error
+
+
+def call_out(
+    started: Mapping[str, Any], at: datetime, ended: tuple[Mapping[str, Any], datetime] | None
+) -> CallOut:
+    """The call summary of a `call.started` payload and its `call.ended` (payload, time)."""
+    end, end_at = ended if ended else ({}, None)
+    duration = end.get("duration_s")
+    return CallOut(
+        call_id=str(started.get("call_id") or ""),
+        transport=str(started.get("transport") or ""),
+        live=ended is None,
+        started_at=at,
+        ended_at=end_at,
+        duration_s=float(duration) if isinstance(duration, int | float) else None,
+        ended_by=str(end["by"]) if end.get("by") else None,
+    )
+
+
 def handoff_out(handoff: Mapping[str, Any], at: datetime) -> HandoffOut:
     details = handoff.get("details") or {}
     return HandoffOut(

@@ -45,6 +45,21 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
                     }
                 )
             return
+        if envelope["kind"] == "caption":
+            # Relay mode: the caller's words as they are recognised (partial, then final) and
+            # what the hub speaks to them, for the agent reading the call in the inbox.
+            data = envelope["data"]
+            feed.send(
+                {
+                    "type": "caption",
+                    "conversation_id": envelope["conversation_id"],
+                    "call_id": data.get("call_id"),
+                    "speaker": data.get("speaker"),
+                    "text": data.get("text", ""),
+                    "final": bool(data.get("final")),
+                }
+            )
+            return
         feed.send(
             {
                 "type": "event",

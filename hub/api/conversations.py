@@ -13,7 +13,7 @@ from hub.http import Handler, endpoint, json_response, path_id, read_json, read_
 from hub.model import ConversationStatus
 from hub.ports import ConversationFilter
 from hub.services.receipts import agent_read
-from hub.wire import ContactOut, ConversationOut, HandoffOut, MessageOut, message_json
+from hub.wire import CallOut, ContactOut, ConversationOut, HandoffOut, MessageOut, message_json
 
 
 class ListQuery(BaseModel):
@@ -35,6 +35,7 @@ class DetailResponse(BaseModel):
     messages: list[MessageOut]
     other_conversations: list[ConversationOut]
     handoff: HandoffOut | None  # what the bot collected before handing over, if it did
+    call: CallOut | None  # the latest phone call (voice conversations): live or ended
 
 
 class ReplyRequest(BaseModel):
@@ -121,6 +122,7 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
             "messages": detail.messages,
             "other_conversations": detail.other_conversations,
             "handoff": detail.handoff,
+            "call": detail.call,
         }
     )
 

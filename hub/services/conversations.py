@@ -7,8 +7,9 @@ describe it; the store publishes them on the bus after the commit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hub import model, wire
@@ -50,6 +51,7 @@ class ConversationDetail:
     messages: list[dict[str, Any]]
     other_conversations: list[dict[str, Any]]
     handoff: dict[str, Any] | None  # the bot's latest hand-off: reason, tags, details
+    call: dict[str, Any] | None = None  # the latest phone call: live or how it ended
 
 
 def clean_text(text: str, max_chars: int, *, allow_empty: bool = False) -> str:
@@ -252,6 +254,18 @@ def latest_handoff(events: Sequence[model.Event]) -> dict[str, Any] | None:
         handoff = ev.payload.get("handoff")
         if ev.kind is EventKind.CONVERSATION_UPDATED and isinstance(handoff, dict):
             return wire.dump(wire.handoff_out(handoff, ev.created_at))
+    return None
+
+
+def latest_call(events: Sequence[model.Event]) -> dict[str, Any] | None:
+    """The conversation's newest phone call (`call.started` and its `call.ended`), as JSON."""
+    ended: dict[str, tuple[Mapping[str, Any], datetime]] = {}
+    for ev in reversed(events):
+        call_id = str(ev.payload.get("call_id") or "")
+        if ev.kind is EventKind.CALL_ENDED:
+            ended.setdefault(call_id, (ev.payload, ev.created_at))
+        elif ev.kind is EventKind.CALL_STARTED:
+            return wire.dump(wire.call_out(ev.payload, ev.created_at, ended.get(call_id)))
     return None
 
 
@@ -536,6 +550,7 @@ class ConversationService:
                 if c.id != conv.id
             ]
             last = uow.last_messages([c.id for c in others])
+            events = uow.events(conv.id)
             return ConversationDetail(
                 conversation=wire.conversation_json(
                     conv, contact, messages[-1] if messages else None
@@ -545,7 +560,8 @@ class ConversationService:
                 other_conversations=[
                     wire.conversation_json(c, contact, last.get(c.id)) for c in others
                 ],
-                handoff=latest_handoff(uow.events(conv.id)),
+                handoff=latest_handoff(events),
+                call=latest_call(events),
             )
 
         return await self.store.read(run)

@@ -74,6 +74,14 @@
       handoffAsked: "The customer asked", handoffDetails: "Details the bot collected",
       csat: "Rating {score}/5", csatLabel: "Customer rating: {score} out of 5",
       csatContact: "Latest rating of this contact: {score}/5 (conversation #{id})",
+      callTitle: "Phone call", callLive: "On the line now ({transport})",
+      callEnded: "Call ended after {duration}: {by}",
+      callEndedBy_caller: "the caller hung up", callEndedBy_hub: "ended by the hub",
+      callEndedBy_error: "the line failed",
+      callRelay: "Relay mode: what you send is read out to the caller.",
+      callCaptionCaller: "Caller: {text}", callCaptionHub: "Spoken to the caller: {text}",
+      replyPlaceholderCall: "Write a reply; it is read out to the caller…",
+      transport_sip: "SIP", transport_twilio: "phone number", transport_webrtc: "web call",
       unread: "New",
       delivery_queued: "Waiting to be sent", delivery_sent: "Sent", delivery_delivered: "Delivered",
       delivery_read: "Read", delivery_failed: "Not delivered",
@@ -149,6 +157,13 @@
       handoffAsked: "客户的问题", handoffDetails: "机器人收集的信息",
       csat: "评分 {score}/5", csatLabel: "客户评分：{score}（满分 5）",
       csatContact: "该联系人最近的评分：{score}/5（会话 #{id}）",
+      callTitle: "电话", callLive: "通话中（{transport}）",
+      callEnded: "通话已结束，时长 {duration}：{by}",
+      callEndedBy_caller: "来电者挂断", callEndedBy_hub: "由系统结束", callEndedBy_error: "线路故障",
+      callRelay: "转述模式：您发送的内容会读给来电者听。",
+      callCaptionCaller: "来电者：{text}", callCaptionHub: "已读给来电者：{text}",
+      replyPlaceholderCall: "输入回复，将读给来电者听…",
+      transport_sip: "SIP", transport_twilio: "电话号码", transport_webrtc: "网页通话",
       unread: "新消息",
       delivery_queued: "等待发送", delivery_sent: "已发送", delivery_delivered: "已送达",
       delivery_read: "已读", delivery_failed: "发送失败",
@@ -200,6 +215,7 @@
     offerTimer: null,
     rules: new Map(), // conversation id -> the policy filter it was queued under
     sla: new Map(), // conversation id -> {first_response?: "warning"|"breach", resolution?: ...}
+    callFetch: null, // the conversation whose call is being fetched
   };
 
   /* ---------- i18n ---------- */
@@ -627,6 +643,7 @@
     renderHeader();
     renderNeeds(contact);
     renderHandoff(state.detail.handoff);
+    renderCall();
     renderOthers(state.detail.other_conversations || []);
     renderMessages();
   }
@@ -676,6 +693,61 @@
     if (a11y.interpreter_language) items.push(t("interpreter", { language: a11y.interpreter_language }));
     $("conv-needs").replaceChildren(...items.map((text) => el("li", { text })));
     $("conv-needs").hidden = items.length === 0;
+  }
+
+  /**
+   * The conversation's phone call (relay mode): live or how it ended, and the caller's words
+   * as they are recognised. While the call is live, replies are read out to the caller.
+   */
+  function renderCall() {
+    const call = state.detail && state.detail.call;
+    const live = Boolean(call && call.live);
+    $("call-box").hidden = !call;
+    $("call-relay").hidden = !live;
+    $("reply-input").placeholder = t(live ? "replyPlaceholderCall" : "replyPlaceholder");
+    if (!call) return;
+    if (live) {
+      $("call-state").textContent = t("callLive", { transport: labelFor("transport_", call.transport) });
+    } else {
+      $("call-caption").textContent = "";
+      const seconds = Math.round(call.duration_s || 0);
+      const duration = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+      $("call-state").textContent = t("callEnded", {
+        duration,
+        by: labelFor("callEndedBy_", call.ended_by || "caller"),
+      });
+    }
+  }
+
+  /** The open conversation's call as the hub has it now (after a call.* event). */
+  async function refreshCall(convId) {
+    if (state.callFetch === convId) return;
+    state.callFetch = convId;
+    try {
+      const data = await api("GET", `/api/conversations/${convId}`);
+      if (state.detail && state.detail.conversation.id === convId) {
+        state.detail.call = data.call;
+        renderCall();
+      }
+    } catch (_) {
+      /* the next event or a reload shows it */
+    } finally {
+      state.callFetch = null;
+    }
+  }
+
+  /** A caption frame: the caller's words so far (partial) or spoken to them (hub). */
+  function onCaption(frame) {
+    if (!state.detail || state.detail.conversation.id !== frame.conversation_id) return;
+    const call = state.detail.call;
+    if (!call || call.call_id !== frame.call_id) {
+      // The caption came before the call's start event: fetch the call as the hub has it.
+      refreshCall(frame.conversation_id);
+    }
+    const key = frame.speaker === "hub" ? "callCaptionHub" : "callCaptionCaller";
+    // A final caller caption arrives as a message too: the line clears for the next words.
+    $("call-caption").textContent =
+      frame.final && frame.speaker !== "hub" ? "" : frame.text ? t(key, { text: frame.text }) : "";
   }
 
   /** What the bot collected before it handed the conversation over (reason, tags, details). */
@@ -1093,6 +1165,7 @@
       return;
     }
     if (frame.type === "routing") return onRoutingFrame(frame);
+    if (frame.type === "caption") return onCaption(frame);
     if (frame.type !== "event") return;
     if (state.listLoading) state.missedFrames.push(frame);
     const data = frame.data || {};
@@ -1106,6 +1179,8 @@
       onMessageCreated(frame.conversation_id, data.message);
     } else if (frame.kind === "message.delivery") {
       onDeliveryEvent(frame.conversation_id, data);
+    } else if (frame.kind === "call.started" || frame.kind === "call.ended") {
+      if (state.detail && state.detail.conversation.id === frame.conversation_id) refreshCall(frame.conversation_id);
     } else if (data.conversation) {
       applyConversation(data.conversation, true);
       if (offerIsOver(data.conversation)) endOffer(data.conversation.id, false);
