@@ -382,7 +382,7 @@ class FlowEngine:
         self._retries = 0
         self._offered = []
         step = self.step
-        self._out.append(LogStep("step", {"step": name, "type": step.type}))
+        self._out.append(LogStep("step", {"name": name, "type": step.type}))
         if isinstance(step, MenuStep):
             self._out.append(Listen(self.language, self._grammar(step)))
             self._say(step.say)
@@ -515,6 +515,7 @@ class FlowEngine:
                 if normal(text) in (normal(title), normal(payload)):
                     self._offered = []
                     self.choices_made.append({"step": self.step_name, "said": text})
+                    self._out.append(LogStep("choice", {"said": text, "title": title}))
                     self._out.append(SendText(payload))
                     self._restart_silence()
                     return None
@@ -549,7 +550,7 @@ class FlowEngine:
         option = step.options[index]
         self.choices_made.append({"step": self.step_name, how: value, "option": index + 1})
         self._out.append(
-            LogStep("menu_choice", {"step": self.step_name, how: value, "option": index + 1})
+            LogStep("menu_choice", {"menu": self.step_name, how: value, "option": index + 1})
         )
         if option.language is not None and option.language != self.language:
             self.language = option.language
@@ -558,7 +559,7 @@ class FlowEngine:
 
     def _retry(self, step: MenuStep, why: str, **data: str) -> None:
         self._out.append(
-            LogStep(why, {"step": self.step_name, "attempt": self._retries + 1, **data})
+            LogStep(why, {"menu": self.step_name, "attempt": self._retries + 1, **data})
         )
         self._timers.pop("input", None)
         if self._retries >= step.retries:
