@@ -35,6 +35,7 @@ from hub.calls.flows import (
 Clock = Callable[[], float]
 MAX_HOPS = 32  # steps entered on one event: more is a loop in the flow (checked at load too)
 MAX_STEPS_PER_CALL = 500  # a call that wanders this long is ended, not left running
+RESOLVED_GRACE_S = 60.0  # the call stays up this long after the agent resolved it
 
 # --- events (what happened on the line) -------------------------------------------------------
 
@@ -353,7 +354,9 @@ class FlowEngine:
                     if self.step.after_agent is not None:
                         self._goto(self.step.after_agent)
                     else:
-                        self._end("resolved")
+                        # The inbox's own CSAT question (the bot's, read out with its keys)
+                        # may follow; then the call ends if the caller has not hung up.
+                        self._timers["resolved"] = self.clock() + RESOLVED_GRACE_S
             case Overflowed(action):
                 if isinstance(self.step, QueueStep) and self.agent_id is None:
                     self._out.append(LogStep("overflow", {"action": action}))
@@ -452,6 +455,8 @@ class FlowEngine:
             elif kind == "max_wait" and isinstance(step, QueueStep):
                 self._out.append(LogStep("queue_timeout", {"waited_s": step.max_wait_s}))
                 self._goto(step.on_timeout)
+            elif kind == "resolved":
+                self._end("resolved")
             elif kind == "record" and isinstance(step, VoicemailStep):
                 self._stop_recording()
                 self._goto(step.goto)

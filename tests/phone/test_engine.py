@@ -248,8 +248,16 @@ def test_queue_announces_position_until_an_agent_joins_then_relays() -> None:
     assert [(a.text, a.speaker) for a in out if isinstance(a, Say)] == [
         ("Let me check that for you.", "agent")
     ]
+    # resolved: the inbox's CSAT question (the bot's) is read out with its keys
     call.on(Resolved())
-    assert call.engine.step_name == "csat"
+    out = call.on(Delivered("How would you rate us?", tuple((str(n), str(n)) for n in range(1, 6))))
+    assert call.said(out)[1].startswith("Press 1 for 1. Press 2 for 2.")
+    assert call.on(Digit("4")) == [
+        StopPlayback(),  # a key stops the menu being read
+        LogStep("choice", {"digit": "4", "title": "4"}),
+        SendText("4"),
+    ]
+    assert call.wait(60)[-1] == HangUp("resolved")
 
 
 def test_queue_timeout_and_router_overflow_go_to_voicemail() -> None:
