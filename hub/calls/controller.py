@@ -209,6 +209,7 @@ class CallController:
                 text,
                 tuple((c.title, c.payload) for c in message.choices),
                 conversation.language,
+                "agent" if message.author_kind is AuthorKind.AGENT else "bot",
             )
         )
         return SendResult(DeliveryState.DELIVERED, f"{call.info.call_id}:out:{message.id}")
@@ -259,7 +260,15 @@ class _Call:
         self.gone = False
         self.hung_up: HangUp | None = None
         self.end_reason = ""
-        self.talk = {"caller_utterances": 0, "hub_s": 0.0, "bot_s": 0.0, "agent_s": 0.0}
+        # who talked: utterances each (the caller's recognised ones) and seconds played
+        self.talk: dict[str, float] = {
+            "caller_utterances": 0,
+            **{
+                f"{who}_{what}": 0
+                for who in ("hub", "bot", "agent")
+                for what in ("utterances", "s")
+            },
+        }
         self._message_seq = itertools.count(1)
         self._no_speech_logged = False
 
@@ -340,7 +349,7 @@ class _Call:
             "end": self.end_reason or ("caller" if self.hung_up else "hub"),
             "rule": self.picked.rule if self.picked else None,
             **summary,
-            "talk": {k: round(v, 1) if isinstance(v, float) else v for k, v in self.talk.items()},
+            "talk": {k: round(v, 2) for k, v in self.talk.items()},
         }
         try:
             await self.c.store.write(
@@ -462,8 +471,9 @@ class _Call:
                 )
                 self._caption("hub", text, final=True)
                 done = await self.session.play(pcm)
-                key = f"{speaker}_s" if f"{speaker}_s" in self.talk else "hub_s"
-                self.talk[key] += len(pcm) / 2 / rate
+                who = speaker if f"{speaker}_s" in self.talk else "hub"
+                self.talk[f"{who}_s"] += len(pcm) / 2 / rate
+                self.talk[f"{who}_utterances"] += 1
             except Exception:
                 log.exception("call %s: could not say %r", self.info.call_id, text[:80])
             self.post(e.PromptDone(seq, done))

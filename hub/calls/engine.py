@@ -78,6 +78,7 @@ class Delivered:
     text: str
     choices: tuple[tuple[str, str], ...] = ()
     language: str | None = None
+    speaker: str | None = None  # "bot" or "agent" (who wrote it); None: by the call's state
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +531,7 @@ class FlowEngine:
 
     def _on_delivered(self, event: Delivered) -> None:
         language = event.language if event.language in self.config.languages else self.language
-        speaker = "agent" if self.agent_id is not None else "bot"
+        speaker = event.speaker or ("agent" if self.agent_id is not None else "bot")
         self._say_parts([(language, event.text)], speaker=speaker)
         self._offered = list(event.choices)
         if event.choices:
