@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
-from hub.api.app import CALL_CONTROL, create_app
+from hub.api.app import CALL_CONTROL, DEMO_FAQ_TASK, create_app
 from hub.api.keys import AGENTS, ATTACHMENTS, BUS, CONVERSATIONS, STORE
 from hub.calls.controller import CallController
 from hub.calls.media import CallInfo
@@ -63,10 +63,11 @@ class Line:
 
     async def conversation_of(self, session: MemorySession) -> Conversation:
         async def find() -> Conversation | None:
-            for conv_id, call_id in self.calls.live_calls().items():
-                if call_id == session.info.call_id:
-                    return await self.store.read(lambda uow, cid=conv_id: uow.conversation(cid))
-            return None
+            live = self.calls.live_calls()
+            ids = [cid for cid, call_id in live.items() if call_id == session.info.call_id]
+            if not ids:
+                return None
+            return await self.store.read(lambda uow: uow.conversation(ids[0]))
 
         return await eventually(find)
 
@@ -95,15 +96,15 @@ def steps(events: list[Event]) -> list[dict[str, Any]]:
 
 
 def settings_for(tmp_path: Path, flows: Path = DEMO, **extra: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        demo=False,
-        bot_enabled=False,
-        log_level="warning",
-        channels={"voice": {}},
-        phone_flows=flows,
-        **extra,
-    )
+    base: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "demo": False,
+        "bot_enabled": False,
+        "log_level": "warning",
+        "channels": {"voice": {}},
+        "phone_flows": flows,
+    }
+    return Settings(**(base | extra))
 
 
 @pytest.fixture
@@ -166,9 +167,15 @@ flows:
         on_failure: menu
       menu:
         type: menu
-        say: {en: "Press 9 to rate us, 0 for an agent.", zh: "评分请按 9，人工请按 0。"}
-        options: [{digit: "9", goto: csat}]
+        say: {en: "Press 9 to rate us, 1 to ask, 0 for an agent.", zh: "评分请按 9，人工请按 0。"}
+        options: [{digit: "9", goto: csat}, {digit: "1", goto: ask}]
         on_failure: bye
+      ask:
+        type: bot
+        say: {en: "Ask your question.", zh: "请说出您的问题。"}
+        handoff: queue
+        silence_s: 60
+        on_silence: csat
       queue:
         type: queue
         say: {en: "Please hold.", zh: "请稍候。"}
@@ -368,3 +375,38 @@ async def test_a_broken_flow_edit_keeps_the_flows_in_use(
         "not reloaded" in r.message and "no step named 'nowhere'" in r.message
         for r in caplog.records
     )
+
+
+async def test_bot_self_service_speaks_the_short_answer_and_takes_helped_by_key(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    line = await start_line(
+        aiohttp_client, tmp_path, demo=True, bot_enabled=True, kb_semantic=False
+    )
+    await asyncio.shield(line.app[DEMO_FAQ_TASK])  # the demo FAQ is in and indexed
+    session, call = line.call()
+    await session.until_heard(lambda t: t == "中文请按 2。")
+    session.press("1")
+    await session.until_heard(lambda t: t.startswith("Press 9 to rate us"))
+    session.press("1")
+    await session.until_heard(lambda t: t == "Ask your question.")
+    session.say("How long does delivery take?")
+    answer = await session.until_heard(lambda t: "3 to 5 working days" in t)
+    assert "http" not in answer and "|" not in answer  # the short answer, spoken: no link, no table
+    await session.until_heard(lambda t: t == "Press 1 for Yes. Press 2 for No.")
+    session.press("1")  # it helped
+    conv = await line.conversation_of(session)
+
+    async def feedback() -> list[Event]:
+        return [
+            e
+            for e in await line.events(conv.id)
+            if e.kind is EventKind.BOT_DECISION and e.payload.get("decision") == "feedback"
+        ]
+
+    [vote] = await eventually(feedback)
+    assert vote.payload["helpful"] is True
+    texts = [m.text for m in await line.messages(conv.id) if m.direction is Direction.INBOUND]
+    assert texts == ["How long does delivery take?", "Yes"]
+    session.end()
+    await call
