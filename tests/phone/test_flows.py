@@ -185,3 +185,24 @@ def test_utterances_fall_back_to_the_default_language() -> None:
         ("zh", "请按 2"),
     ]
     assert config.utterances("Same", "zh") == [("zh", "Same")]
+
+
+def test_the_check_command_validates_and_tries_a_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.cli import main
+
+    assert (
+        main(
+            ["phone", "check", str(DEMO), "--number", "+15550100", "--at", "2026-12-07T10:00+08:00"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "ok: 1 rules" in out and "+15550100: rule shop-line, open: flow main (inbox phone)" in out
+    )
+    bad = tmp_path / "phone.yaml"
+    bad.write_text(BASE.replace("open: night", "open: nite"), encoding="utf-8")
+    assert main(["phone", "check", str(bad)]) == 1
+    assert f"omnihub: {bad}:14: rules[1].open: no flow named 'nite'" in capsys.readouterr().err
