@@ -234,8 +234,11 @@ class CallController:
                 call.post(e.AgentJoined(conv.get("assignee_id")))
             elif new == ConversationStatus.RESOLVED.value and "csat" not in data:
                 call.post(e.Resolved())
-        elif kind == EventKind.ROUTING_DECISION.value and data.get("decision") == "overflow":
-            call.post(e.Overflowed(str(data.get("action"))))
+        elif kind == EventKind.ROUTING_DECISION.value:
+            if data.get("decision") == "queued":
+                call.post(e.InQueue())
+            elif data.get("decision") == "overflow":
+                call.post(e.Overflowed(str(data.get("action"))))
 
 
 class _Call:

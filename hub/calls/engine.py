@@ -87,6 +87,11 @@ class HandedOff:
 
 
 @dataclass(frozen=True, slots=True)
+class InQueue:
+    """The router has the call waiting in a queue: its place can be told from now on."""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentJoined:
     agent_id: int | None
 
@@ -119,6 +124,7 @@ Event = (
     | Tick
     | Delivered
     | HandedOff
+    | InQueue
     | AgentJoined
     | Resolved
     | Overflowed
@@ -280,6 +286,7 @@ class FlowEngine:
         self._out: list[Action] = []
         self._hops = 0
         self._rated = False
+        self._waiting = False  # the router said the call waits in a queue
 
     # --- reading --------------------------------------------------------------------------
 
@@ -347,6 +354,11 @@ class FlowEngine:
                 if isinstance(self.step, BotStep):
                     self._out.append(LogStep("bot_handoff", {}))
                     self._goto(self.step.handoff)
+            case InQueue():
+                first = not self._waiting
+                self._waiting = True
+                if first and isinstance(self.step, QueueStep):
+                    self._announce()
             case AgentJoined(agent_id):
                 self._on_agent(agent_id)
             case Resolved():
@@ -399,7 +411,8 @@ class FlowEngine:
             if not self.queued:
                 self.queued = True
                 self._out.append(Enqueue(tuple(step.skills), step.priority, self.language, "flow"))
-            self._announce()
+            if self._waiting:
+                self._announce()  # the bot had queued it: the router has it already
             self._timers["max_wait"] = self.clock() + step.max_wait_s
         elif isinstance(step, VoicemailStep):
             self._say(step.say, barge_in=False)

@@ -179,7 +179,9 @@ flows:
       queue:
         type: queue
         say: {en: "Please hold.", zh: "请稍候。"}
-        announce: {en: "You are number {position}.", zh: "您排在第 {position} 位。"}
+        announce:
+          en: "You are number {position}; about {minutes} minutes."
+          zh: "您排在第 {position} 位。"
         on_timeout: voicemail
       voicemail:
         type: voicemail
@@ -410,3 +412,36 @@ async def test_bot_self_service_speaks_the_short_answer_and_takes_helped_by_key(
     assert texts == ["How long does delivery take?", "Yes"]
     session.end()
     await call
+
+
+POLICY = """\
+skills: [orders]
+inboxes:
+  "*":
+    filters:
+      - name: everyone
+        steps: [{timeout_s: 600}]
+"""
+
+
+async def test_callers_on_hold_hear_their_place_in_the_queue(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    policy = tmp_path / "routing.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+    line = await start_line(aiohttp_client, tmp_path, routing_policy=policy)
+    places = []
+    calls = []
+    for _ in range(2):
+        session, call = line.call()
+        calls.append((session, call))
+        await session.until_heard(lambda t: t == "中文请按 2。")
+        session.press("1")
+        await session.until_heard(lambda t: t.startswith("Press 9"))
+        session.press("0")
+        places.append(await session.until_heard(lambda t: t.startswith("You are number")))
+    # nobody on shift: the wait counts one agent's average handle time (180 s) per place
+    assert places == ["You are number 1; about 3 minutes.", "You are number 2; about 6 minutes."]
+    for session, call in calls:
+        session.end()
+        await call

@@ -18,6 +18,7 @@ from hub.calls.engine import (
     HandedOff,
     HangUp,
     HeardText,
+    InQueue,
     Listen,
     LogStep,
     Overflowed,
@@ -233,12 +234,15 @@ def test_queue_announces_position_until_an_agent_joins_then_relays() -> None:
     call.played()
     out = call.on(Digit("0"))
     assert call.said(out) == ["Please hold, we are connecting you to an agent."]
+    assert not any(isinstance(a, AnnounceQueue) for a in out)  # not before the router has it
+    out = call.on(InQueue())
     announce = [a for a in out if isinstance(a, AnnounceQueue)]
     assert len(announce) == 1 and "{position}" in announce[0].template
     assert announce[0].average_handle_s == 180
     call.played()
     out = call.wait(60)
     assert [type(a) for a in out] == [AnnounceQueue]
+    assert not any(isinstance(a, AnnounceQueue) for a in call.on(InQueue()))  # next step
     out = call.on(AgentJoined(7))
     assert {"step": "agent_joined", "agent_id": 7} in call.steps()
     assert call.wait(120) == []  # no more announcements, no timeout
