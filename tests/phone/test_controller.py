@@ -445,3 +445,18 @@ async def test_callers_on_hold_hear_their_place_in_the_queue(
     for session, call in calls:
         session.end()
         await call
+
+
+async def test_speaking_or_a_key_stops_the_prompt(aiohttp_client: Any, tmp_path: Path) -> None:
+    line = await start_line(aiohttp_client, tmp_path)
+    session, call = line.call(hold=True)  # prompts play until cut
+    await session.until_heard(lambda t: t == "For English press 1.")
+    session.press("2")  # during the first part of the language menu
+    await session.until_heard(lambda t: t.startswith("评分请按 9"))
+    assert session.stops == 1
+    assert "中文请按 2。" not in [u.text for u in session.heard]  # the rest was dropped
+    session.say("人工")  # the caller talks over the menu: cut, and the words count
+    await session.until_heard(lambda t: t == "请稍候。")
+    assert session.stops == 2
+    session.end()
+    await call
