@@ -589,7 +589,11 @@ class _Call:
         await asyncio.gather(*self.tasks[1:2], return_exceptions=True)
         await self.session.hang_up()
 
-    async def _send(self, text: str) -> None:
+    async def _send(
+        self, text: str, key: str | None = None, attachments: tuple[Attachment, ...] = ()
+    ) -> None:
+        """The caller's words (a transcript, a choice, a voicemail) as a customer message,
+        idempotent on the call and `key`."""
         conv = self.conversation
         assert conv is not None
         await self.c.conversations.receive(
@@ -598,8 +602,9 @@ class _Call:
                 inbox=conv.inbox,
                 sender=Identity(VOICE, self.info.caller),
                 text=text,
-                channel_message_id=f"{self.info.call_id}:{next(self._message_seq)}",
+                channel_message_id=f"{self.info.call_id}:{key or next(self._message_seq)}",
                 language=self.language,
+                attachments=attachments,
                 conversation_id=conv.id,
             )
         )
@@ -641,18 +646,7 @@ class _Call:
             )
         )
         if attachment is not None or transcript:
-            await self.c.conversations.receive(
-                InboundMessage(
-                    channel=VOICE,
-                    inbox=conv.inbox,
-                    sender=Identity(VOICE, caller),
-                    text=transcript,
-                    channel_message_id=f"{self.info.call_id}:voicemail",
-                    language=self.language,
-                    attachments=(attachment,) if attachment else (),
-                    conversation_id=conv.id,
-                )
-            )
+            await self._send(transcript, "voicemail", (attachment,) if attachment else ())
 
 
 # --- units of work --------------------------------------------------------------------------

@@ -91,6 +91,13 @@ async def eventually(fn: Callable[[], Awaitable[T | None]], timeout: float = 10.
             await asyncio.sleep(0.02)
 
 
+async def in_english_menu(session: MemorySession) -> None:
+    """Choose English at the language menu; return once the main menu is being said."""
+    await session.until_heard(lambda t: t == "中文请按 2。")
+    session.press("1")
+    await session.until_heard(lambda t: t.startswith("Press 9 to rate us"))
+
+
 def steps(events: list[Event]) -> list[dict[str, Any]]:
     return [dict(e.payload) for e in events if e.kind is EventKind.CALL_STEP]
 
@@ -266,9 +273,7 @@ async def test_csat_by_keypad_is_the_conversation_rating(
 ) -> None:
     line = await start_line(aiohttp_client, tmp_path)
     session, call = line.call()
-    await session.until_heard(lambda t: t == "中文请按 2。")
-    session.press("1")
-    await session.until_heard(lambda t: t.startswith("Press 9 to rate us"))
+    await in_english_menu(session)
     session.press("9")
     await session.until_heard(lambda t: t == "Rate us from 1 to 5.")
     session.press("4")
@@ -286,9 +291,7 @@ async def test_voicemail_out_of_hours_is_an_attachment_transcript_and_callback(
 ) -> None:
     line = await start_line(aiohttp_client, tmp_path, force="main")
     session, call = line.call()
-    await session.until_heard(lambda t: t == "中文请按 2。")
-    session.press("1")
-    await session.until_heard(lambda t: t.startswith("Press 9"))
+    await in_english_menu(session)
     session.press("0")
     conv = await line.conversation_of(session)
     # no agent takes it: the router's overflow sends the call to voicemail
@@ -333,9 +336,7 @@ async def test_screen_pop_finds_the_caller_and_their_history(
 ) -> None:
     line = await start_line(aiohttp_client, tmp_path)
     first, call = line.call()
-    await first.until_heard(lambda t: t == "中文请按 2。")
-    first.press("1")
-    await first.until_heard(lambda t: t.startswith("Press 9"))
+    await in_english_menu(first)
     first.press("0")
     conv = await line.conversation_of(first)
     first.say("hello")
@@ -387,9 +388,7 @@ async def test_bot_self_service_speaks_the_short_answer_and_takes_helped_by_key(
     )
     await asyncio.shield(line.app[DEMO_FAQ_TASK])  # the demo FAQ is in and indexed
     session, call = line.call()
-    await session.until_heard(lambda t: t == "中文请按 2。")
-    session.press("1")
-    await session.until_heard(lambda t: t.startswith("Press 9 to rate us"))
+    await in_english_menu(session)
     session.press("1")
     await session.until_heard(lambda t: t == "Ask your question.")
     session.say("How long does delivery take?")
@@ -435,9 +434,7 @@ async def test_callers_on_hold_hear_their_place_in_the_queue(
     for _ in range(2):
         session, call = line.call()
         calls.append((session, call))
-        await session.until_heard(lambda t: t == "中文请按 2。")
-        session.press("1")
-        await session.until_heard(lambda t: t.startswith("Press 9"))
+        await in_english_menu(session)
         session.press("0")
         places.append(await session.until_heard(lambda t: t.startswith("You are number")))
     # nobody on shift: the wait counts one agent's average handle time (180 s) per place
