@@ -85,6 +85,7 @@ Clock = Callable[[], float]
 QueuePosition = Callable[[int], tuple[int, int] | None]
 HISTORY = 10  # the caller's other conversations shown in the screen pop
 HANG_UP_GRACE_S = 5.0  # after the hub hangs up, how long to wait for the transport to agree
+GOODBYE_MAX_S = 60.0  # the last words before the hub hangs up play at most this long
 BEEP_HZ, BEEP_S = 1000, 0.3  # the tone before a voicemail recording
 
 
@@ -419,6 +420,14 @@ class _Call:
     # --- the listener and the speaker ---------------------------------------------------------
 
     async def _listen(self) -> None:
+        try:
+            gone = await self._read_session()
+        except Exception:  # a transport fault must still end the call cleanly
+            log.exception("call %s: the media session failed", self.info.call_id)
+            gone = e.CallerGone("error", "media session failed")
+        self.post(gone)
+
+    async def _read_session(self) -> e.CallerGone:
         async for event in self.session.events():
             if isinstance(event, AudioIn):
                 if self.recording is not None:
@@ -429,8 +438,9 @@ class _Call:
                 try:
                     heard = await stream.feed(event.pcm)
                 except Exception:  # a recogniser fault: keys still work
-                    log.exception("call %s: speech recognition failed", self.info.call_id)
-                    self._drop_stream()
+                    if stream is self.stream:  # not merely replaced meanwhile (a new menu)
+                        log.exception("call %s: speech recognition failed", self.info.call_id)
+                        self._drop_stream()
                     continue
                 for h in heard:
                     self._heard(h.kind, h.text)
@@ -443,9 +453,8 @@ class _Call:
                         last = await self.stream.finish()
                         if last is not None and last.kind == "final":
                             self._heard("final", last.text)
-                self.post(e.CallerGone(event.by, event.reason))
-                return
-        self.post(e.CallerGone("error", "media session ended without a hang-up"))
+                return e.CallerGone(event.by, event.reason)
+        return e.CallerGone("error", "media session ended without a hang-up")
 
     def _heard(self, kind: str, text: str) -> None:
         if kind == "speech":
@@ -586,7 +595,8 @@ class _Call:
     async def _hang_up(self) -> None:
         # Let what is being said end first (the goodbye), then hang up.
         self.speech.put_nowait(None)
-        await asyncio.gather(*self.tasks[1:2], return_exceptions=True)
+        if self.tasks:
+            await asyncio.wait(self.tasks[1:2], timeout=GOODBYE_MAX_S)
         await self.session.hang_up()
 
     async def _send(
