@@ -16,8 +16,9 @@ from aiohttp import web
 from hub.api.app import CALL_CONTROL, DEMO_FAQ_TASK, create_app
 from hub.api.keys import AGENTS, ATTACHMENTS, BUS, CONVERSATIONS, STORE
 from hub.calls.controller import CallController
-from hub.calls.media import CallInfo
+from hub.calls.media import CallInfo, Transport
 from hub.config import Settings
+from hub.errors import ConfigError
 from hub.model import (
     Conversation,
     ConversationStatus,
@@ -54,10 +55,16 @@ class Line:
             )
 
     def call(
-        self, caller: str = CALLER, *, hold: bool = False, dialled: str = "+15550100"
+        self,
+        caller: str = CALLER,
+        *,
+        hold: bool = False,
+        dialled: str = "+15550100",
+        contact_id: int | None = None,
     ) -> tuple[MemorySession, asyncio.Task[None]]:
         self._seq += 1
-        info = CallInfo(f"test:{self._seq}", "sip", caller, dialled, 8000)
+        transport: Transport = "webrtc" if contact_id is not None else "sip"
+        info = CallInfo(f"test:{self._seq}", transport, caller, dialled, 8000, contact_id)
         session = MemorySession(info, hold_playback=hold)
         return session, asyncio.create_task(self.calls.handle(session))
 
@@ -356,6 +363,14 @@ async def test_screen_pop_finds_the_caller_and_their_history(
     assert started["known_caller"] is True
     assert [h["id"] for h in started["history"]] == [conv.id]
 
+    # a call from the web widget brings its contact along
+    web, call3 = line.call("webrtc:7f3a", contact_id=conv.contact_id)
+    await web.until_heard(lambda t: t == "中文请按 2。")
+    conv3 = await line.conversation_of(web)
+    web.end()
+    await call3
+    assert conv3.contact_id == conv.contact_id and conv3.channel == "voice"
+
 
 async def _has_messages(line: Line, conversation_id: int) -> bool:
     return bool(await line.messages(conversation_id))
@@ -378,6 +393,25 @@ async def test_a_broken_flow_edit_keeps_the_flows_in_use(
         "not reloaded" in r.message and "no step named 'nowhere'" in r.message
         for r in caplog.records
     )
+    # a good edit is taken by the next call
+    flows.write_text(
+        FORCED.replace("force: FORCE", "force: main").replace("中文请按 2。", "中文服务请按 2。"),
+        encoding="utf-8",
+    )
+    session, call = line.call()
+    await session.until_heard(lambda t: t == "中文服务请按 2。")
+    session.end()
+    await call
+
+
+async def test_a_bad_flows_file_stops_start_up_naming_the_line(tmp_path: Path) -> None:
+    flows = tmp_path / "phone.yaml"
+    flows.write_text(FORCED.replace("force: FORCE", "force: mian"), encoding="utf-8")
+    speech = ScriptedSpeech()
+    with pytest.raises(
+        ConfigError, match=r"phone\.yaml:3: rules\[0\]\.force: no flow named 'mian'"
+    ):
+        create_app(settings_for(tmp_path, flows), speech=(speech, speech))
 
 
 async def test_bot_self_service_speaks_the_short_answer_and_takes_helped_by_key(
