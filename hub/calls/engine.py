@@ -415,6 +415,7 @@ class FlowEngine:
                 self._announce()  # the bot had queued it: the router has it already
             self._timers["max_wait"] = self.clock() + step.max_wait_s
         elif isinstance(step, VoicemailStep):
+            self._out.append(Listen(self.language))  # free speech: the transcript
             self._say(step.say, barge_in=False)
         elif isinstance(step, CsatStep):
             self._out.append(Listen(self.language, tuple(_digit_words(self.language))))
