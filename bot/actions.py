@@ -28,6 +28,7 @@ from bot import phrases, understanding
 from bot.phrases import say
 from bot.policy import Decision, DecisionPolicy, decide
 from bot.query import search_text
+from hub.channel_names import FULL_CHANNELS, SPOKEN_CHANNELS
 from hub.ports import BotKnowledge, KbArticle, KbHit
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,8 @@ STATE_SLOTS = (
 OUTPUT_SLOTS = ("bot_decision", "csat")
 SLOTS = CONTEXT_SLOTS + STATE_SLOTS + OUTPUT_SLOTS
 
-# Where a message should be short: the short answer (when the article has one) and a link.
-SMALL_CHANNELS = frozenset({"webchat", "telegram", "voice", "phone", "sms"})
-# Where it is heard, not read: the short answer alone (a link cannot be followed).
-SPOKEN_CHANNELS = frozenset({"voice", "phone"})
-# Where the whole article is welcome: e-mail and fax carry the full body (Markdown).
-FULL_CHANNELS = frozenset({"email", "fax"})
+# Answer length per kind of channel (hub.channel_names): small channels get the short answer
+# and a link, spoken ones the short answer alone, e-mail and fax the full body.
 MAX_ANSWER_CHARS = 1500  # an article without a short answer, on a small channel
 SEARCH_LIMIT = 5
 _DETAIL_KINDS = ("name", "email", "phone", "order_number")

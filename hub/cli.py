@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub import heap
+from hub.cli_phone import add_phone_commands
 from hub.cli_routing import add_routing_commands
 from hub.config import Settings, load_settings
 from hub.errors import ConfigError, HubError
@@ -347,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=_agents_add)
     _add_kb_commands(sub)
     add_routing_commands(sub)
+    add_phone_commands(sub)
     return parser
 
 

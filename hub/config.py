@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # admin API can replace the policy later (stored in the database). None: routing off,
     # queued conversations wait for any agent to take them.
     routing_policy: Path | None = None
+    # The phone line's inbound rules and call flows (docs/phone.md; YAML or JSON, reloaded
+    # when the file changes). Used when `channels.voice` is set; None: the demo shop's
+    # (hub/demo/phone.yaml).
+    phone_flows: Path | None = None
     # Rasa's action-server endpoint (/webhook, docs/bot.md): off until a token is set; Rasa
     # sends it as `Authorization: Bearer <token>` (or `?token=`), at most this many calls a
     # minute per client address.

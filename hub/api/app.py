@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
@@ -42,13 +43,15 @@ from hub.api.keys import (
     SETTINGS,
     STORE,
 )
+from hub.calls.controller import CallController, FlowFile
+from hub.channel_names import VOICE
 from hub.config import ENV_PREFIX, OUTBOX_RETRY_DEFAULTS, Settings
 from hub.demo import team as demo_team
 from hub.errors import ConfigError, HubError
 from hub.events import LocalBus, RedisBus
 from hub.http import HttpChannel, endpoints_of, error_middleware, routes
 from hub.model import Event, Role
-from hub.ports import Channel, ChannelContext, EventBus
+from hub.ports import Channel, ChannelContext, EventBus, LiveSpeechToText, TextToSpeech
 from hub.services import kb_io
 from hub.services.agents import AgentService
 from hub.services.articles import ArticleService
@@ -66,14 +69,21 @@ log = logging.getLogger(__name__)
 
 ALWAYS_ENABLED_CHANNELS = ("webchat",)
 DEMO_FAQ = Path(__file__).resolve().parent.parent / "demo" / "faq.jsonl"
+DEMO_PHONE = Path(__file__).resolve().parent.parent / "demo" / "phone.yaml"
 # Long enough for a search question of 100 KB in the query string to reach the handler and be
 # refused with a clear JSON error instead of the HTTP parser's bare 400.
 MAX_REQUEST_LINE = 512 * 1024
 DEMO_FAQ_TASK = web.AppKey("demo_faq_task", asyncio.Task[None])
+CALL_CONTROL = web.AppKey("call_control", CallController)  # when channels.voice is on
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The hub as an aiohttp application; I/O happens on start-up, not here."""
+def create_app(
+    settings: Settings, *, speech: tuple[LiveSpeechToText, TextToSpeech] | None = None
+) -> web.Application:
+    """The hub as an aiohttp application; I/O happens on start-up, not here.
+
+    `speech`: the live recogniser and synthesiser for phone calls; by default the bundled
+    engines (channels.speech) are built when `channels.voice` is configured."""
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=1024**2,
@@ -121,6 +131,7 @@ def create_app(settings: Settings) -> web.Application:
 
     files = FileAttachmentStore(settings.data_dir / "attachments", settings.max_attachment_bytes)
     app[ATTACHMENTS] = files
+    calls = _call_controller(settings, store, service, bus, files, speech)
     channels = _build_channels(
         settings,
         ChannelContext(
@@ -133,6 +144,7 @@ def create_app(settings: Settings) -> web.Application:
             options={},
             attachments=files,
             data_dir=settings.data_dir,
+            calls=calls,
         ),
     )
     # An adapter may deliver for more channel names than its own (`sends_for`: email sends
@@ -169,6 +181,11 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(_storage(settings, store))
     app.cleanup_ctx.append(_bus(bus, store))
+    if calls is not None:  # before the transports answer: calls follow their conversation
+        app[CALL_CONTROL] = calls
+        if routing_service is not None:
+            calls.queue_position = routing_service.queue_position
+        app.cleanup_ctx.append(_calls(calls, bus))
     app.cleanup_ctx.append(_channels(list(channels.values()), outbox))
     app.cleanup_ctx.append(_knowledge_base(keeper, bus))
     if settings.bot_anywhere:
@@ -221,6 +238,55 @@ def _routing_service(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"routing_policy: cannot read {path}: {exc}") from None
     return RoutingService(store, service, bus, source, source_name=str(path), say=say_in)
+
+
+def _call_controller(
+    settings: Settings,
+    store: SqlStore,
+    service: ConversationService,
+    bus: EventBus,
+    files: FileAttachmentStore,
+    speech: tuple[LiveSpeechToText, TextToSpeech] | None,
+) -> CallController | None:
+    """The phone line's call controller when `channels.voice` is configured, else None."""
+    if VOICE not in settings.channels:
+        return None
+    stt, tts = speech if speech is not None else _speech_engines()
+    return CallController(
+        store=store,
+        conversations=service,
+        bus=bus,
+        attachments=files,
+        speech_to_text=stt,
+        text_to_speech=tts,
+        flows=FlowFile(settings.phone_flows or DEMO_PHONE),
+    )
+
+
+def _speech_engines() -> tuple[LiveSpeechToText, TextToSpeech]:
+    """The bundled live engines (Vosk, pyttsx3 over espeak-ng) with their defaults."""
+    # Looked up by name: the engines are built in parallel (channels/speech); once merged this
+    # becomes a plain `from channels.speech import Pyttsx3Speech, VoskLiveSpeech`.
+    module = importlib.import_module("channels.speech")
+    try:
+        stt_cls, tts_cls = module.VoskLiveSpeech, module.Pyttsx3Speech
+    except AttributeError:
+        raise ConfigError(
+            "channels.voice: this build has no live speech engines (channels.speech "
+            "VoskLiveSpeech, Pyttsx3Speech)"
+        ) from None
+    stt: LiveSpeechToText = stt_cls()
+    tts: TextToSpeech = tts_cls()
+    return stt, tts
+
+
+def _calls(calls: CallController, bus: EventBus):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        calls.follow(bus)
+        yield
+        await calls.close()
+
+    return ctx
 
 
 def _routing(routing: RoutingService):  # type: ignore[no-untyped-def]

@@ -107,6 +107,22 @@ class Router:
         work = self._work.get(task_id)
         return work is not None and work.queued
 
+    def queue_position(self, task_id: int) -> tuple[int, int] | None:
+        """A waiting conversation's place in its queue (1 = next) and how many agents on
+        shift could take it (for a caller's expected wait); None when it is not waiting."""
+        work = self._work.get(task_id)
+        if work is None or not work.queued:
+            return None
+        ahead = sum(
+            1
+            for key, order, version, other in self._queues.heaps.get(work.sig, ())
+            if other.queued and other.version == version and (key, order) < (work.key, work.order)
+        )
+        serving = sum(
+            1 for a in self._on_shift.bucket(work.sig) if self._agents[a].fits(work.sig, 0)
+        )
+        return ahead + 1, serving
+
     # --- agents ---------------------------------------------------------------------------
 
     def upsert_agent(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.channel_names import DEFAULT_COSTS
 from hub.model import AccessibilityNeed, Priority
 from hub.routing.hours import BusinessHours, HoursSpec
 from hub.routing.languages import primary_languages
@@ -24,7 +25,6 @@ Seconds = Annotated[float, Field(gt=0)]
 Cost = Annotated[int, Field(ge=0)]
 PRIORITY_RANK: Mapping[Priority, int] = {p: i for i, p in enumerate(Priority)}
 OVERFLOW_ACTIONS = ("voicemail", "leave_message", "callback")
-DEFAULT_COSTS: Mapping[str, int] = {"voice": 100, "webchat": 35, "telegram": 35, "email": 20}
 
 
 class _Spec(BaseModel):

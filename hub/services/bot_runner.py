@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
+from hub.channel_names import PHONE_NUMBER_CHANNELS
 from hub.errors import NotFound, ValidationFailed
 from hub.inboxes import InboxBot
 from hub.model import (
@@ -67,7 +68,6 @@ HISTORY = 20  # messages put on the tracker
 RESUME_LIMIT = 1000
 RASA_VERSION = "3.1.0"
 _DEFAULT_VISITOR = re.compile(r"^Visitor [0-9A-F]{4}$")  # the web chat's name for the nameless
-_PHONE_CHANNELS = frozenset({"voice", "phone", "sms", "fax"})
 # Slots the runner fills from the conversation and the inbox rules before every turn, and
 # slots it reads back; everything else the actions set is the bot's state, kept for next turn.
 CONTEXT_SLOTS = frozenset(
@@ -158,7 +158,7 @@ def known_details(contact: Contact | None) -> dict[str, str]:
     for identity in contact.identities:
         if identity.channel == "email":
             known.setdefault("email", identity.address)
-        elif identity.channel in _PHONE_CHANNELS:
+        elif identity.channel in PHONE_NUMBER_CHANNELS:
             known.setdefault("phone", identity.address)
     return known
 

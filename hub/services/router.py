@@ -280,6 +280,11 @@ class RoutingService:
                 self.router.transfer(conversation_id, agent_id=to_agent, team=to_team)
             )
 
+    def queue_position(self, conversation_id: int) -> tuple[int, int] | None:
+        """(place in the queue, agents on shift who could take it), or None when the
+        conversation is not waiting: what a caller on hold is told."""
+        return self.router.queue_position(conversation_id)
+
     async def set_presence(self, agent_id: int, presence: Presence) -> None:
         async with self._lock:
             if agent_id not in self.router.agent_ids():
