@@ -9,14 +9,18 @@ import asyncio
 import json
 import logging
 import math
+import re
+import shutil
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
 import numpy as np
+import playwright.sync_api as playwright_sync
 import pytest
 from aiohttp.test_utils import TestClient
 from aiortc import (
@@ -29,9 +33,22 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from channels.phone.webrtc import SAMPLE_RATE, Speaker, WebRtcTransport
+from channels.speech import VoskSpeechToText
 from hub.config import Settings
 from hub.errors import ConfigError
-from tests.phone.webrtc_support import PHONE, RecordingCalls, phone_app
+from tests.phone.webrtc_support import (
+    PHONE,
+    HubThread,
+    RecordingCalls,
+    korean_speech,
+    phone_app,
+    wav_bytes,
+)
+from tests.web.accessibility import assert_accessible
+from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+Browser = playwright_sync.Browser
+expect = playwright_sync.expect
 
 TONE_HZ = 440.0
 
@@ -346,3 +363,193 @@ async def test_speaker_paces_and_resolves_plays() -> None:
     assert (await speaker.enqueue(b"\1\0")) is False
     with pytest.raises(MediaStreamError):
         await speaker.recv()
+
+
+# --- the widget in headless Chromium ----------------------------------------------------------
+
+# espeak-ng's Korean is robotic; the Korean Vosk model reliably recognises this phrase from it
+# (tests/channels/telegram/test_media.py chose it). "Welcome. How much is it?"
+CALLER_PHRASE = "어서 오세요. 얼마예요?"
+HUB_PHRASE = "감사합니다. 잠시만 기다려 주세요."  # "Thank you. Please wait a moment."
+FAKE_MIC_RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def fake_mic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The WAV Chromium plays as its microphone (looped): the phrase with a pause each side."""
+    pause = bytes(int(0.6 * FAKE_MIC_RATE) * 2)
+    path = tmp_path_factory.mktemp("mic") / "caller.wav"
+    path.write_bytes(
+        wav_bytes(pause + korean_speech(CALLER_PHRASE, FAKE_MIC_RATE) + pause, FAKE_MIC_RATE)
+    )
+    return path
+
+
+def launch(pw: playwright_sync.Playwright, fake_mic: Path, *, grant: bool) -> Browser:
+    """Chromium with a fake microphone playing `fake_mic`; `grant`: the visitor allows it
+    (without, headless Chromium answers the permission prompt with a refusal)."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (make test does)")
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake_mic}",
+        "--autoplay-policy=no-user-gesture-required",  # the page's analyser reads the call
+    ]
+    if grant:
+        args.append("--use-fake-ui-for-media-stream")  # grants the microphone, no prompt
+    return pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+
+
+@pytest.fixture(scope="module")
+def playwright(fake_mic: Path) -> Iterator[playwright_sync.Playwright]:
+    with playwright_sync.sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser_hub(tmp_path: Path) -> Iterator[tuple[HubThread, RecordingCalls]]:
+    reply = korean_speech(HUB_PHRASE, SAMPLE_RATE)
+    calls = RecordingCalls(reply=reply + bytes(SAMPLE_RATE) + reply)
+    settings = Settings(data_dir=tmp_path / "data", bot_enabled=False, log_level="warning")
+    with HubThread(phone_app(settings, calls, {"no_audio_timeout_s": 10})) as hub:
+        yield hub, calls
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# Peak RMS of the call's incoming audio, measured by a WebAudio analyser on the widget's
+# <audio> element's stream, until it passes `floor` or `ms` pass.
+REMOTE_LEVEL_JS = """
+async ([floor, ms]) => {
+  const audio = document.querySelector('[data-testid="omnihub-call-audio"]');
+  const started = Date.now();
+  while (!audio.srcObject && Date.now() - started < ms) await new Promise(r => setTimeout(r, 50));
+  if (!audio.srcObject) return -1;
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
+  const data = new Float32Array(analyser.fftSize);
+  let peak = 0;
+  while (peak < floor && Date.now() - started < ms) {
+    await new Promise(r => setTimeout(r, 50));
+    analyser.getFloatTimeDomainData(data);
+    peak = Math.max(peak, Math.sqrt(data.reduce((s, v) => s + v * v, 0) / data.length));
+  }
+  await ctx.close();
+  return peak;
+}
+"""
+
+
+def test_call_us_in_the_widget(
+    playwright: playwright_sync.Playwright,
+    fake_mic: Path,
+    browser_hub: tuple[HubThread, RecordingCalls],
+) -> None:
+    hub, calls = browser_hub
+    browser = launch(playwright, fake_mic, grant=True)
+    context = browser.new_context(locale="en-US")
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(hub.url + "/demo")
+        page.get_by_test_id("omnihub-launcher").click()
+        start = page.get_by_test_id("omnihub-call")
+        expect(start).to_have_text("Call us")
+        start.click()
+        state = page.get_by_test_id("omnihub-call-state")
+        expect(state).to_have_text("In call")
+        expect(page.get_by_test_id("omnihub-call-timer")).to_have_text(re.compile(r"^00:0\d$"))
+        expect(page.get_by_test_id("omnihub-call-hangup")).to_be_focused()
+        assert_accessible(page)  # the call bar open: keypad, mute, hang-up, timer
+
+        # The hub's words reach the page's speaker.
+        level = page.evaluate(REMOTE_LEVEL_JS, [0.02, 15_000])
+        assert level >= 0.02, f"the hub's audio did not reach the page (peak RMS {level})"
+
+        record = calls.wait_call(0)
+        assert record.info.transport == "webrtc" and record.info.language == "en"
+        conversation = page.get_by_test_id("omnihub-panel").get_attribute("data-conversation-id")
+        assert record.info.conversation_id == int(conversation or 0)
+        # Two loops of the fake microphone's file (phrase and pauses) reach the hub.
+        loop_bytes = (fake_mic_seconds(CALLER_PHRASE) + 1.2) * SAMPLE_RATE * 2
+        wait_until(lambda: len(record.audio) > 2 * loop_bytes, "the caller's audio", 30)
+
+        keypad = page.get_by_test_id("omnihub-keypad")
+        keypad.locator('[data-key="1"]').click()
+        keypad.locator('[data-key="2"]').click()
+        keypad.locator('[data-key="*"]').focus()
+        page.keyboard.press("7")  # typed digits press the keypad too
+        wait_until(lambda: record.digits == ["1", "2", "7"], "the keys as Dtmf")
+        mute = page.get_by_test_id("omnihub-call-mute")
+        mute.click()
+        expect(mute).to_have_attribute("aria-pressed", "true")
+
+        heard = transcribe(hub, bytes(record.audio))
+        assert "어서 오세요" in heard, heard
+
+        # The hub hangs up (the test control does on "#"): the widget says so.
+        keypad.locator('[data-key="#"]').click()
+        expect(state).to_have_text("Call ended")
+        expect(start).to_be_visible()
+        wait_until(record.ended.is_set, "the call's end")
+        assert record.hangup is not None and record.hangup.by == "hub"
+
+        # Hang-up from the widget.
+        start.click()
+        expect(state).to_have_text("In call")
+        second = calls.wait_call(1)
+        page.get_by_test_id("omnihub-call-hangup").click()
+        expect(state).to_have_text("Call ended")
+        expect(start).to_be_focused()
+        wait_until(second.ended.is_set, "the second call's end")
+        # The DELETE or the browser's closing peer connection (RTCP BYE), whichever is first.
+        assert second.hangup is not None and second.hangup.by == "caller"
+        wait_until(lambda: hub.app[PHONE].transports[0].live_calls == 0, "calls released")  # type: ignore[attr-defined]
+    finally:
+        browser.close()
+    assert errors == []
+
+
+def transcribe(hub: HubThread, pcm: bytes) -> str:
+    """The real Vosk model's words for `pcm` (run on the hub's loop: Playwright owns ours)."""
+    stt = VoskSpeechToText()
+    try:
+        heard: str = hub.call(stt.transcribe(wav_bytes(pcm, SAMPLE_RATE)), timeout=120)
+        return heard
+    finally:
+        stt.close()
+
+
+def fake_mic_seconds(text: str) -> float:
+    return len(korean_speech(text, SAMPLE_RATE)) / 2 / SAMPLE_RATE
+
+
+def test_refused_microphone_and_chinese_strings(
+    playwright: playwright_sync.Playwright,
+    fake_mic: Path,
+    browser_hub: tuple[HubThread, RecordingCalls],
+) -> None:
+    hub, calls = browser_hub
+    browser = launch(playwright, fake_mic, grant=False)  # the visitor says no
+    try:
+        page = browser.new_page(locale="zh-CN")
+        page.goto(hub.url + "/demo")
+        page.get_by_test_id("omnihub-launcher").click()
+        start = page.get_by_test_id("omnihub-call")
+        expect(start).to_have_text("给我们打电话")
+        start.click()
+        notice = page.get_by_test_id("omnihub-error")
+        expect(notice).to_contain_text("麦克风权限被拒绝")
+        expect(start).to_be_visible()
+        assert_accessible(page)
+        assert calls.calls == []
+    finally:
+        browser.close()
