@@ -122,15 +122,21 @@ class Caller:
         else:
             self.pc.addTrack(track)
         self.heard: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-        self.pc.on("track", lambda t: self.heard.done() or self.heard.set_result(t))
+        self.pc.on("track", self._on_track)
         self.call_id = ""
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if not self.heard.done():
+            self.heard.set_result(track)
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
     async def dial(self, hub: TestClient[Any, Any], token: str) -> None:
-        resp = await hub.post("/api/webchat/calls", json={"token": token, "sdp": await self.offer()})
+        resp = await hub.post(
+            "/api/webchat/calls", json={"token": token, "sdp": await self.offer()}
+        )
         body = await resp.json()
         assert resp.status == 201, body
         self.call_id = body["call_id"]
@@ -239,7 +245,8 @@ async def test_a_silent_peer_ends_cleanly_while_other_calls_go_on(
     talking = calls.calls[0]
     assert not talking.ended.is_set()
     before = len(talking.audio)
-    await asyncio.wait_for(_grows(talking.audio, before), 10)
+    more = before + SAMPLE_RATE  # half a second more
+    await asyncio.to_thread(wait_until, lambda: len(talking.audio) > more, "more audio", 10)
     resp = await hub.delete(f"/api/webchat/calls/{talker.call_id}", params={"token": "nope"})
     assert resp.status == 401
     assert not talking.ended.is_set()
@@ -253,11 +260,6 @@ async def test_a_silent_peer_ends_cleanly_while_other_calls_go_on(
 
 def own_threads() -> list[str]:
     return sorted(t.name for t in threading.enumerate() if not t.name.startswith("asyncio_"))
-
-
-async def _grows(buffer: bytearray, size: int) -> None:
-    while len(buffer) <= size + SAMPLE_RATE:  # half a second more
-        await asyncio.sleep(0.05)
 
 
 async def test_hang_up_in_the_widget_and_a_tab_that_vanishes(
@@ -339,7 +341,10 @@ async def test_refusals(hub: TestClient[Any, Any], calls: RecordingCalls) -> Non
 
 def test_settings_are_checked_with_their_names() -> None:
     bad = [
-        ({"ice_servers": [{"urls": ["http://stun.example"]}]}, "channels.voice.webrtc.ice_servers.0.urls"),
+        (
+            {"ice_servers": [{"urls": ["http://stun.example"]}]},
+            "channels.voice.webrtc.ice_servers.0.urls",
+        ),
         ({"max_calls": 0}, "channels.voice.webrtc.max_calls"),
         ({"no_audio_timeout": 3}, "channels.voice.webrtc.no_audio_timeout"),
     ]
