@@ -452,6 +452,16 @@ async ([floor, ms]) => {
 """
 
 
+def press_call_us(page: playwright_sync.Page, hub: HubThread, label: str) -> Any:
+    """Opens the demo page's widget and presses its call button (named `label`)."""
+    page.goto(hub.url + "/demo")
+    page.get_by_test_id("omnihub-launcher").click()
+    start = page.get_by_test_id("omnihub-call")
+    expect(start).to_have_text(label)
+    start.click()
+    return start
+
+
 def test_call_us_in_the_widget(
     playwright: playwright_sync.Playwright,
     fake_mic: Path,
@@ -464,11 +474,7 @@ def test_call_us_in_the_widget(
     try:
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(hub.url + "/demo")
-        page.get_by_test_id("omnihub-launcher").click()
-        start = page.get_by_test_id("omnihub-call")
-        expect(start).to_have_text("Call us")
-        start.click()
+        start = press_call_us(page, hub, "Call us")
         state = page.get_by_test_id("omnihub-call-state")
         expect(state).to_have_text("In call")
         expect(page.get_by_test_id("omnihub-call-timer")).to_have_text(re.compile(r"^00:0\d$"))
@@ -546,11 +552,7 @@ def test_refused_microphone_and_chinese_strings(
     browser = launch(playwright, fake_mic, grant=False)  # the visitor says no
     try:
         page = browser.new_page(locale="zh-CN")
-        page.goto(hub.url + "/demo")
-        page.get_by_test_id("omnihub-launcher").click()
-        start = page.get_by_test_id("omnihub-call")
-        expect(start).to_have_text("给我们打电话")
-        start.click()
+        start = press_call_us(page, hub, "给我们打电话")
         notice = page.get_by_test_id("omnihub-error")
         expect(notice).to_contain_text("麦克风权限被拒绝")
         expect(start).to_be_visible()

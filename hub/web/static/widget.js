@@ -416,12 +416,9 @@
 
   function buildCallUi() {
     document.head.append(el("style", { "data-omnihub": "call", text: CALL_CSS }));
-    const start = el("button", {
-      type: "button",
-      class: "omnihub-call-start",
-      "data-testid": "omnihub-call",
-      text: T.call,
-    });
+    const button = (name, testid, text, attrs) =>
+      el("button", { type: "button", class: name, "data-testid": testid, text, ...attrs });
+    const start = button("omnihub-call-start", "omnihub-call", T.call);
     const stateText = el("p", {
       class: "omnihub-call-state",
       role: "status",
@@ -429,19 +426,8 @@
     });
     // Not a live region: a clock read out every second would drown the call.
     const timer = el("span", { class: "omnihub-call-timer", "data-testid": "omnihub-call-timer" });
-    const mute = el("button", {
-      type: "button",
-      class: "omnihub-call-mute",
-      "aria-pressed": "false",
-      "data-testid": "omnihub-call-mute",
-      text: T.callMute,
-    });
-    const end = el("button", {
-      type: "button",
-      class: "omnihub-call-end",
-      "data-testid": "omnihub-call-hangup",
-      text: T.callHangUp,
-    });
+    const mute = button("omnihub-call-mute", "omnihub-call-mute", T.callMute, { "aria-pressed": "false" });
+    const end = button("omnihub-call-end", "omnihub-call-hangup", T.callHangUp);
     const keypad = el("div", {
       class: "omnihub-keypad",
       role: "group",
@@ -450,15 +436,12 @@
     });
     for (const key of CALL_KEYS) {
       const named = key === "*" ? T.callKeyStar : key === "#" ? T.callKeyPound : null;
-      const button = el("button", {
-        type: "button",
-        class: "omnihub-key",
+      const press = button("omnihub-key", null, key, {
         "data-key": key,
         "aria-label": named ? `${named} (${key})` : null,
-        text: key,
       });
-      button.addEventListener("click", () => sendKey(key));
-      keypad.append(button);
+      press.addEventListener("click", () => sendKey(key));
+      keypad.append(press);
     }
     const controls = el("div", { class: "omnihub-call-row" }, timer, mute, end);
     const live = el("div", { hidden: true }, controls, keypad);
