@@ -339,6 +339,42 @@ async def test_refusals(hub: TestClient[Any, Any], calls: RecordingCalls) -> Non
     await caller.pc.close()
 
 
+@pytest.mark.parametrize(
+    "webrtc_options",
+    [{"max_calls": 1, "ice_servers": [{"urls": ["turn:turn.example.org:3478"], "username": "u"}]}],
+)
+async def test_the_hub_wide_limit_ice_servers_and_stop(
+    hub: TestClient[Any, Any], calls: RecordingCalls
+) -> None:
+    first, second = await new_token(hub), await new_token(hub)
+    settings = await (await hub.get("/api/webchat/calls", params={"token": first})).json()
+    assert settings["ice_servers"] == [
+        {"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": None}
+    ]
+    # The calls below go without it: example.org runs no TURN server, and gathering would
+    # wait for its answer.
+    transport(hub).options.ice_servers = []
+    caller = Caller(PcmTrack(tone(10.0, SAMPLE_RATE)))
+    await caller.dial(hub, first)
+    busy = Caller(None)
+    offer = await busy.offer()
+    resp = await hub.post("/api/webchat/calls", json={"token": second, "sdp": offer})
+    assert resp.status == 429 and (await resp.json())["error"]["code"] == "lines_busy"
+    await busy.pc.close()
+
+    # The hub shutting down hangs up the live call and tells the widget.
+    await asyncio.wait_for(caller.opened.wait(), 10)
+    await hub.app[PHONE].stop()
+    assert await asyncio.wait_for(caller.messages.get(), 10) == {"type": "hangup"}
+    await wait_ended(calls, 0)
+    hangup = calls.calls[0].hangup
+    assert hangup is not None and hangup.by == "hub"
+    assert transport(hub).live_calls == 0
+    resp = await hub.post("/api/webchat/calls", json={"token": second, "sdp": offer})
+    assert resp.status == 503 and (await resp.json())["error"]["code"] == "calls_off"
+    await caller.pc.close()
+
+
 def test_settings_are_checked_with_their_names() -> None:
     bad = [
         (
