@@ -26,12 +26,12 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.phone.webrtc_call import SAMPLE_RATE, Speaker, WebRtcCall
+from channels.webchat import session_of
 from hub.calls.media import CallHandler, CallInfo
 from hub.config import channel_options
-from hub.errors import HubError, InvalidRequest, InvalidToken, NotFound, Unavailable
+from hub.errors import HubError, InvalidRequest, NotFound, Unavailable
 from hub.http import Handler, endpoint, json_response, loads_json, parse, read_body, read_query
-from hub.ports import ChannelContext, WebchatSession
-from hub.services.agents import token_hash
+from hub.ports import ChannelContext
 
 __all__ = ["SAMPLE_RATE", "Speaker", "WebRtcCall", "WebRtcOptions", "WebRtcTransport"]
 
@@ -165,13 +165,6 @@ class WebRtcTransport:
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    async def _session(self, token: str) -> WebchatSession:
-        hashed = token_hash(token)
-        found = await self.ctx.store.read(lambda uow: uow.webchat_session(hashed))
-        if found is None:
-            raise InvalidToken("unknown or expired web chat token")
-        return found
-
     @endpoint(
         "GET",
         "/api/webchat/calls",
@@ -182,7 +175,7 @@ class WebRtcTransport:
         errors=(401, 422),
     )
     async def call_settings(self, request: web.Request) -> web.StreamResponse:
-        session = await self._session(read_query(request, TokenQuery).token)
+        session = await session_of(self.ctx.store, read_query(request, TokenQuery).token)
         return json_response(
             CallSettings(
                 enabled=self._handler is not None,
@@ -204,7 +197,7 @@ class WebRtcTransport:
     )
     async def start_call(self, request: web.Request) -> web.StreamResponse:
         req = parse(CallRequest, loads_json(await read_body(request, MAX_BODY)))
-        session = await self._session(req.token)
+        session = await session_of(self.ctx.store, req.token)
         handler = self._handler
         if handler is None:
             raise Unavailable("calls are not being answered right now", code="calls_off")
@@ -251,7 +244,7 @@ class WebRtcTransport:
         string_params=("call_id",),
     )
     async def end_call(self, request: web.Request) -> web.StreamResponse:
-        session = await self._session(read_query(request, TokenQuery).token)
+        session = await session_of(self.ctx.store, read_query(request, TokenQuery).token)
         call = self._calls.get(request.match_info["call_id"])
         # Another session's call is answered exactly like a missing one.
         if call is None or call.session_id != session.id:
