@@ -302,6 +302,9 @@ async def test_refusals(hub: TestClient[Any, Any], calls: RecordingCalls) -> Non
         "max_calls_per_session": 1,
     }
     assert (await hub.get("/api/webchat/calls", params={"token": "x"})).status == 401
+    spec = await (await hub.get("/api/openapi.json")).json()
+    assert {"get", "post"} <= set(spec["paths"]["/api/webchat/calls"])
+    assert "delete" in spec["paths"]["/api/webchat/calls/{call_id}"]
 
     caller = Caller(None)
     good = await caller.offer()

@@ -22,9 +22,9 @@ from aiohttp import web
 
 from channels.phone import PhoneChannel
 from hub.api import create_app
-from hub.api.keys import ATTACHMENTS, BUS, CONVERSATIONS, SETTINGS, STORE
+from hub.api.keys import ATTACHMENTS, BUS, CONVERSATIONS, ENDPOINTS, SETTINGS, STORE
 from hub.calls.media import AudioIn, CallInfo, Dtmf, HangUp, MediaSession
-from hub.http import routes
+from hub.http import endpoints_of, routes
 from hub.model import Conversation, Message
 from hub.ports import ChannelContext, ChannelSendError, SendResult
 
@@ -132,6 +132,7 @@ def phone_app(settings: Any, calls: RecordingCalls, webrtc: dict[str, Any]) -> w
     phone = PhoneChannel(ctx)
     app[PHONE] = phone
     app.add_routes(routes(phone.handlers()))
+    app[ENDPOINTS].extend(endpoints_of(phone.handlers()))  # in the OpenAPI document too
 
     async def run(_app: web.Application) -> AsyncIterator[None]:
         await phone.start()

@@ -88,6 +88,7 @@
       callMicDenied: "Microphone access was refused. To call us, allow the microphone for this site in your browser and press Call us again.",
       callMicMissing: "No microphone was found. Connect one and press Call us again.",
       callBusy: "All our lines are busy. Please try again in a few minutes.",
+      callElsewhere: "You are already in a call with us in another window.",
       callFailed: "The call could not be connected. Please try again.",
       callDropped: "The call was cut off.",
     },
@@ -147,6 +148,7 @@
       callMicDenied: "麦克风权限被拒绝。如需通话，请在浏览器中允许本网站使用麦克风，然后再次点击“给我们打电话”。",
       callMicMissing: "未找到麦克风。请连接麦克风后再次点击“给我们打电话”。",
       callBusy: "所有线路都在忙，请过几分钟再试。",
+      callElsewhere: "您已在另一个窗口中与我们通话。",
       callFailed: "通话未能接通，请重试。",
       callDropped: "通话已中断。",
     },
@@ -555,7 +557,9 @@
         language: lang,
       });
       if (!res.ok || !res.data || !res.data.sdp) {
-        if (res.status === 429) failure = T.callBusy;
+        const code = res.data && res.data.error ? res.data.error.code : "";
+        if (code === "call_in_progress") failure = T.callElsewhere;
+        else if (res.status === 429) failure = T.callBusy;
         throw new Error("call " + res.status);
       }
       if (call.pc !== pc) {
