@@ -34,6 +34,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from channels.phone.webrtc import SAMPLE_RATE, Speaker, WebRtcTransport
 from channels.speech import VoskSpeechToText
+from hub.api import create_app
 from hub.config import Settings
 from hub.errors import ConfigError
 from tests.phone.webrtc_support import (
@@ -599,3 +600,21 @@ def test_refused_microphone_and_chinese_strings(
         assert calls.calls == []
     finally:
         browser.close()
+
+
+def test_no_call_button_without_webrtc(
+    playwright: playwright_sync.Playwright, fake_mic: Path, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", bot_enabled=False, log_level="warning")
+    with HubThread(create_app(settings)) as hub:  # no channels.voice.webrtc
+        browser = launch(playwright, fake_mic, grant=True)
+        try:
+            page = browser.new_page()
+            page.goto(hub.url + "/demo")
+            with page.expect_response(lambda r: "/api/webchat/calls" in r.url) as asked:
+                page.get_by_test_id("omnihub-launcher").click()
+            assert asked.value.status == 404
+            expect(page.get_by_test_id("omnihub-input")).to_be_focused()
+            expect(page.get_by_test_id("omnihub-call-bar")).to_be_hidden()
+        finally:
+            browser.close()
