@@ -43,7 +43,14 @@ from hub.model import (
     InboundMessage,
     Message,
 )
-from hub.ports import BusEnvelope, ChannelContext, SendResult, UnitOfWork, WebchatSession
+from hub.ports import (
+    BusEnvelope,
+    ChannelContext,
+    SendResult,
+    Store,
+    UnitOfWork,
+    WebchatSession,
+)
 from hub.services.agents import token_hash
 from hub.services.conversations import clean_text, do_open_conversation
 from hub.services.receipts import customer_saw
@@ -130,6 +137,16 @@ class ReceiptFrame(BaseModel):
     up_to: int = Field(ge=1, le=2**63 - 1)
 
 
+async def session_of(store: Store, token: str) -> WebchatSession:
+    """The widget session a token belongs to, or InvalidToken (401). For every endpoint the
+    widget calls with its token (the voice channel's WebRTC calls too)."""
+    hashed = token_hash(token)
+    found = await store.read(lambda uow: uow.webchat_session(hashed))
+    if found is None:
+        raise InvalidToken("unknown or expired web chat token")
+    return found
+
+
 def _files(message_id: int, files: Iterable[tuple[str, str, int]]) -> list[FileOut]:
     return [
         FileOut(
@@ -192,11 +209,7 @@ class WebchatChannel:
         ]
 
     async def _session(self, token: str) -> WebchatSession:
-        hashed = token_hash(token)
-        found = await self.ctx.store.read(lambda uow: uow.webchat_session(hashed))
-        if found is None:
-            raise InvalidToken("unknown or expired web chat token")
-        return found
+        return await session_of(self.ctx.store, token)
 
     @endpoint(
         "POST",

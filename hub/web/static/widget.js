@@ -74,6 +74,23 @@
       err_storage_unavailable: "We could not save your message yet. We will retry in a moment.",
       err_frame_too_large: "Your message is too long. Please shorten it and send it again.",
       err_generic: "Something went wrong. Please try again.",
+      // "Call us" (callUi below)
+      call: "Call us",
+      callRegion: "Call",
+      callConnecting: "Connecting your call…",
+      callActive: "In call",
+      callEnded: "Call ended",
+      callHangUp: "Hang up",
+      callMute: "Mute microphone",
+      callKeypad: "Keypad",
+      callKeyStar: "Star",
+      callKeyPound: "Pound",
+      callMicDenied: "Microphone access was refused. To call us, allow the microphone for this site in your browser and press Call us again.",
+      callMicMissing: "No microphone was found. Connect one and press Call us again.",
+      callBusy: "All our lines are busy. Please try again in a few minutes.",
+      callElsewhere: "You are already in a call with us in another window.",
+      callFailed: "The call could not be connected. Please try again.",
+      callDropped: "The call was cut off.",
     },
     "zh-CN": {
       launcher: "联系我们",
@@ -117,6 +134,23 @@
       err_storage_unavailable: "消息暂未保存，稍后将自动重试。",
       err_frame_too_large: "消息太长，请缩短后重新发送。",
       err_generic: "出错了，请重试。",
+      // "Call us" (callUi below)
+      call: "给我们打电话",
+      callRegion: "通话",
+      callConnecting: "正在接通…",
+      callActive: "通话中",
+      callEnded: "通话已结束",
+      callHangUp: "挂断",
+      callMute: "麦克风静音",
+      callKeypad: "拨号键盘",
+      callKeyStar: "星号",
+      callKeyPound: "井号",
+      callMicDenied: "麦克风权限被拒绝。如需通话，请在浏览器中允许本网站使用麦克风，然后再次点击“给我们打电话”。",
+      callMicMissing: "未找到麦克风。请连接麦克风后再次点击“给我们打电话”。",
+      callBusy: "所有线路都在忙，请过几分钟再试。",
+      callElsewhere: "您已在另一个窗口中与我们通话。",
+      callFailed: "通话未能接通，请重试。",
+      callDropped: "通话已中断。",
     },
   };
 
@@ -344,6 +378,271 @@
 }
 `;
 
+  /* ---------- calls: "Call us" over WebRTC (docs/phone-webrtc.md) ---------- */
+  // Kept together here: the call bar, its state and its signalling. The rest of the widget
+  // only places `callUi.bar` in the panel and calls `checkCalls()` once a session exists.
+
+  const CALL_CSS = `
+.omnihub-call { padding: 8px 16px; background: #ffffff; border-bottom: 1px solid #d5d8de; }
+.omnihub-call[hidden], .omnihub-call [hidden] { display: none; }
+.omnihub-call-start, .omnihub-call-end, .omnihub-call-mute { padding: 6px 14px; border-radius: 999px;
+  font-weight: 600; }
+.omnihub-call-start { border: 2px solid #0b3d91; background: #ffffff; color: #0b3d91; }
+.omnihub-call-start:hover { background: #eceef2; }
+.omnihub-call-end { border: 2px solid #a4161a; background: #a4161a; color: #ffffff; }
+.omnihub-call-mute { border: 2px solid #4a4f57; background: #ffffff; color: #1b1b1f; }
+.omnihub-call-mute[aria-pressed="true"] { background: #1b1b1f; color: #ffffff; }
+.omnihub-call-row { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; }
+.omnihub-call-state { margin: 0; font-weight: 600; color: #1b1b1f; }
+.omnihub-call-timer { font-variant-numeric: tabular-nums; color: #33363d; }
+.omnihub-keypad { display: grid; grid-template-columns: repeat(3, 48px); gap: 6px; margin-top: 8px; }
+.omnihub-key { min-height: 40px; border: 1px solid #767b85; border-radius: 8px; background: #f5f6f8;
+  color: #1b1b1f; font-size: 17px; font-weight: 600; }
+.omnihub-key:hover { background: #dbe7ff; }
+`;
+  const CALL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
+
+  const call = {
+    enabled: false,
+    iceServers: [],
+    phase: "idle", // idle | connecting | active | ended
+    pc: null,
+    mic: null, // the microphone's MediaStream
+    channel: null, // the "call" data channel: keys out, the hub's hang-up in
+    id: null,
+    startedAt: 0,
+    timer: null,
+  };
+
+  const callUi = buildCallUi();
+
+  function buildCallUi() {
+    document.head.append(el("style", { "data-omnihub": "call", text: CALL_CSS }));
+    const button = (name, testid, text, attrs) =>
+      el("button", { type: "button", class: name, "data-testid": testid, text, ...attrs });
+    const start = button("omnihub-call-start", "omnihub-call", T.call);
+    const stateText = el("p", {
+      class: "omnihub-call-state",
+      role: "status",
+      "data-testid": "omnihub-call-state",
+    });
+    // Not a live region: a clock read out every second would drown the call.
+    const timer = el("span", { class: "omnihub-call-timer", "data-testid": "omnihub-call-timer" });
+    const mute = button("omnihub-call-mute", "omnihub-call-mute", T.callMute, { "aria-pressed": "false" });
+    const end = button("omnihub-call-end", "omnihub-call-hangup", T.callHangUp);
+    const keypad = el("div", {
+      class: "omnihub-keypad",
+      role: "group",
+      "aria-label": T.callKeypad,
+      "data-testid": "omnihub-keypad",
+    });
+    for (const key of CALL_KEYS) {
+      const named = key === "*" ? T.callKeyStar : key === "#" ? T.callKeyPound : null;
+      const press = button("omnihub-key", null, key, {
+        "data-key": key,
+        "aria-label": named ? `${named} (${key})` : null,
+      });
+      press.addEventListener("click", () => sendKey(key));
+      keypad.append(press);
+    }
+    const controls = el("div", { class: "omnihub-call-row" }, timer, mute, end);
+    const live = el("div", { hidden: true }, controls, keypad);
+    const audio = el("audio", { autoplay: true, "data-testid": "omnihub-call-audio" });
+    const bar = el(
+      "section",
+      { class: "omnihub-call", "aria-label": T.callRegion, hidden: true, "data-testid": "omnihub-call-bar" },
+      el("div", { class: "omnihub-call-row" }, start, stateText),
+      live,
+      audio,
+    );
+    start.addEventListener("click", startCall);
+    end.addEventListener("click", hangUpCall);
+    mute.addEventListener("click", toggleMute);
+    // Digits typed on the keyboard anywhere in the call bar press the keypad.
+    bar.addEventListener("keydown", (e) => {
+      if (call.phase === "active" && CALL_KEYS.includes(e.key) && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        e.preventDefault();
+        sendKey(e.key);
+      }
+    });
+    window.addEventListener("pagehide", () => {
+      // The hub would notice the silence anyway; saying so frees the line at once.
+      if (call.id && state.token) {
+        const url = `${hubBase}/api/webchat/calls/${encodeURIComponent(call.id)}?token=${encodeURIComponent(state.token)}`;
+        fetch(url, { method: "DELETE", keepalive: true, credentials: "omit" }).catch(() => {});
+      }
+      closeCallMedia();
+    });
+    return { bar, start, stateText, timer, mute, end, keypad, live, audio };
+  }
+
+  async function checkCalls() {
+    const capable = !!(window.RTCPeerConnection && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+    if (!capable || !state.token) return;
+    let res = null;
+    try {
+      res = await request("GET", "/api/webchat/calls?token=" + encodeURIComponent(state.token));
+    } catch (_) {
+      res = null;
+    }
+    call.enabled = !!(res && res.ok && res.data && res.data.enabled);
+    call.iceServers = call.enabled && Array.isArray(res.data.ice_servers) ? res.data.ice_servers : [];
+    callUi.bar.hidden = !call.enabled;
+  }
+
+  function setCallPhase(phase, message) {
+    call.phase = phase;
+    callUi.bar.dataset.phase = phase;
+    const inCall = phase === "connecting" || phase === "active";
+    callUi.start.hidden = inCall;
+    callUi.live.hidden = !inCall; // hang up while connecting too
+    for (const part of [callUi.timer, callUi.mute, callUi.keypad]) part.hidden = phase !== "active";
+    const text = { connecting: T.callConnecting, active: T.callActive, ended: message || T.callEnded };
+    callUi.stateText.textContent = text[phase] || "";
+    clearInterval(call.timer);
+    callUi.timer.textContent = "";
+    if (phase === "active") {
+      call.startedAt = Date.now();
+      tickCallTimer();
+      call.timer = setInterval(tickCallTimer, 1000);
+    }
+  }
+
+  function tickCallTimer() {
+    const s = Math.floor((Date.now() - call.startedAt) / 1000);
+    callUi.timer.textContent = `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  async function startCall() {
+    if (call.phase === "connecting" || call.phase === "active") return;
+    setCallPhase("connecting");
+    try {
+      call.mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (err) {
+      const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
+      const missing = err && (err.name === "NotFoundError" || err.name === "OverconstrainedError");
+      setCallPhase("idle");
+      showNotice(denied ? T.callMicDenied : missing ? T.callMicMissing : T.callFailed);
+      callUi.start.focus();
+      return;
+    }
+    let failure = T.callFailed;
+    try {
+      const pc = new RTCPeerConnection({ iceServers: call.iceServers });
+      call.pc = pc;
+      for (const track of call.mic.getAudioTracks()) pc.addTrack(track, call.mic);
+      const channel = pc.createDataChannel("call");
+      call.channel = channel;
+      channel.addEventListener("message", onCallMessage);
+      // The hub closing the peer connection closes the channel too: the call is over.
+      channel.addEventListener("close", () => call.channel === channel && endCall(T.callEnded));
+      pc.addEventListener("track", (e) => {
+        callUi.audio.srcObject = e.streams[0] || new MediaStream([e.track]);
+      });
+      pc.addEventListener("connectionstatechange", () => {
+        if (call.pc !== pc) return;
+        if (pc.connectionState === "connected" && call.phase === "connecting") {
+          setCallPhase("active");
+          callUi.end.focus();
+        } else if (pc.connectionState === "failed") {
+          endCall(call.phase === "active" ? T.callDropped : T.callFailed);
+        }
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGathered(pc); // the hub takes one complete offer (no trickle ICE)
+      if (call.pc !== pc) return; // hung up meanwhile
+      const res = await request("POST", "/api/webchat/calls", {
+        token: state.token,
+        sdp: pc.localDescription.sdp,
+        language: lang,
+      });
+      if (!res.ok || !res.data || !res.data.sdp) {
+        const code = res.data && res.data.error ? res.data.error.code : "";
+        if (code === "call_in_progress") failure = T.callElsewhere;
+        else if (res.status === 429) failure = T.callBusy;
+        throw new Error("call " + res.status);
+      }
+      if (call.pc !== pc) {
+        dropCall(res.data.call_id);
+        return;
+      }
+      call.id = res.data.call_id;
+      await pc.setRemoteDescription({ type: "answer", sdp: res.data.sdp });
+    } catch (_) {
+      if (call.phase === "connecting") {
+        endCall(null);
+        showNotice(failure);
+      }
+    }
+  }
+
+  function iceGathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (pc.iceGatheringState !== "complete") return;
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  function onCallMessage(event) {
+    let message = null;
+    try {
+      message = JSON.parse(event.data);
+    } catch (_) {
+      return;
+    }
+    if (message && message.type === "hangup") endCall(T.callEnded);
+  }
+
+  function sendKey(key) {
+    if (call.phase !== "active" || !call.channel || call.channel.readyState !== "open") return;
+    call.channel.send(JSON.stringify({ type: "dtmf", digit: key }));
+  }
+
+  function toggleMute() {
+    if (!call.mic) return;
+    const muted = callUi.mute.getAttribute("aria-pressed") !== "true";
+    for (const track of call.mic.getAudioTracks()) track.enabled = !muted;
+    callUi.mute.setAttribute("aria-pressed", String(muted));
+  }
+
+  function hangUpCall() {
+    if (call.id) dropCall(call.id);
+    endCall(T.callEnded);
+  }
+
+  function dropCall(id) {
+    request(
+      "DELETE",
+      `/api/webchat/calls/${encodeURIComponent(id)}?token=${encodeURIComponent(state.token)}`,
+    ).catch(() => {});
+  }
+
+  // The call is over, whoever ended it: release the microphone and the connection.
+  function endCall(message) {
+    if (call.phase === "idle" || call.phase === "ended") return;
+    const hadFocus = callUi.bar.contains(document.activeElement);
+    closeCallMedia();
+    setCallPhase(message ? "ended" : "idle", message);
+    if (hadFocus) callUi.start.focus();
+  }
+
+  function closeCallMedia() {
+    const { pc, mic } = call;
+    call.pc = null;
+    call.channel = null;
+    call.mic = null;
+    call.id = null;
+    if (pc) pc.close();
+    if (mic) for (const track of mic.getTracks()) track.stop();
+    callUi.audio.srcObject = null;
+    callUi.mute.setAttribute("aria-pressed", "false");
+  }
+
   const ui = buildUi();
 
   function buildUi() {
@@ -482,6 +781,7 @@
       },
       header,
       alt,
+      callUi.bar,
       status,
       logWrap,
       typing,
@@ -1255,6 +1555,7 @@
     }
     store.set(TOKEN_KEY, state.token);
     ui.panel.dataset.conversationId = String(state.conversationId);
+    checkCalls(); // "Call us" when this hub answers web calls
   }
 
   function forgetSession() {
