@@ -92,6 +92,13 @@ async def eventually(
             await asyncio.sleep(0.02)
 
 
+def counted_over(n: int) -> Callable[[dict[str, Any]], bool]:
+    def done(body: dict[str, Any]) -> bool:
+        return sum(s["count"] for s in body["suggestions"]) > n
+
+    return done
+
+
 def questions_of(body: dict[str, Any]) -> list[tuple[str, str]]:
     return [(s["article_id"], s["question"]) for s in body["suggestions"]]
 
@@ -200,8 +207,9 @@ async def test_helpful_votes_propose_and_accepting_publishes_the_question(
         answer = await ask(customer, text, "c1")
         assert "/help/articles/en-track-order" in answer["text"], answer["text"]
         await ask(customer, "Yes", "c2")
-        await eventually(hub, agent, lambda b, n=n: sum(s["count"] for s in b["suggestions"]) > n)
-        await customer.ws.close()  # type: ignore[union-attr]
+        await eventually(hub, agent, counted_over(n))
+        assert customer.ws is not None
+        await customer.ws.close()
 
     body = await listed(agent)
     [s] = body["suggestions"]
