@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Locator
 
 from tests.conftest import LiveHub, start_live_hub
 from tests.web import test_browser as shared
@@ -73,7 +74,7 @@ def sign_in_kb(page: Page, hub: LiveHub) -> None:
     expect(page.get_by_test_id("agent-name")).not_to_be_empty()
 
 
-def row(page: Page, question: str):
+def row(page: Page, question: str) -> Locator:
     return page.get_by_test_id("sugg-row").filter(has_text=question)
 
 
