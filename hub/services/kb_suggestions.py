@@ -126,7 +126,10 @@ def usable(question: str) -> str | None:
         return None
     text = model.one_line(question)
     key = normalise(text)
-    if not MIN_SUGGESTION_CHARS <= len(text) <= MAX_SUGGESTION_CHARS or len(key) < 2:
+    # NFKC can lengthen text (one ligature becomes many letters): the key is bounded too.
+    if not MIN_SUGGESTION_CHARS <= len(text) <= MAX_SUGGESTION_CHARS:
+        return None
+    if not 2 <= len(key) <= MAX_SUGGESTION_CHARS:
         return None
     if not any(c.isalnum() for c in key):
         return None
@@ -285,6 +288,16 @@ def _asked_before_choice(earlier: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def teaches(decision: dict[str, Any]) -> bool:
+    """Whether a bot decision can teach a question: an article chosen among the bot's
+    choices, or a "yes, it helped"."""
+    if not decision.get("article_id"):
+        return False
+    kind = decision.get("decision")
+    chosen = kind == "answer" and decision.get("reason") == "chosen"
+    return chosen or (kind == "feedback" and decision.get("helpful") is True)
+
+
 def question_for(
     events: Sequence[Event], decision: dict[str, Any]
 ) -> tuple[str, Source, int | None] | None:
@@ -306,9 +319,11 @@ def question_for(
     return None
 
 
-def question_before_handoff(events: Sequence[Event]) -> int | None:
-    """The message id of the customer's last question the bot searched for before the
-    conversation was handed to people; None when it was never handed off."""
+def question_before_handoff(events: Sequence[Event]) -> int | str | None:
+    """The customer's question before the conversation was handed to people: the message id
+    of the last question the bot searched for, else the last line of the hand-off summary
+    (the customer's questions, when they asked for a person at once); None when the
+    conversation was never handed off or no question is known."""
     searched: int | None = None
     for ev in events:
         if ev.kind is EventKind.BOT_DECISION:
@@ -316,7 +331,13 @@ def question_before_handoff(events: Sequence[Event]) -> int | None:
             if any(s.get("decision") in _SEARCHED for s in steps if isinstance(s, dict)):
                 searched = _message_id(dict(ev.payload)) or searched
         elif ev.kind is EventKind.CONVERSATION_UPDATED and "handoff" in ev.payload:
-            return searched
+            if searched is not None:
+                return searched
+            handoff = ev.payload.get("handoff") or {}
+            summary = handoff.get("summary") if isinstance(handoff, dict) else None
+            lines = str(summary or "").splitlines()
+            # A shortened line ("…") is not the customer's question as asked.
+            return lines[-1] if lines and not lines[-1].endswith("…") else None
     return None
 
 
@@ -341,12 +362,14 @@ def _learn_from_reply(uow: UnitOfWork, conversation_id: int, text: str) -> None:
     article_ids = linked_articles(text)
     if not article_ids:
         return
-    message_id = question_before_handoff(uow.events(conversation_id))
-    msg = uow.message(message_id) if message_id is not None else None
-    if msg is None or msg.conversation_id != conversation_id:
+    found = question_before_handoff(uow.events(conversation_id))
+    if isinstance(found, int):
+        msg = uow.message(found)
+        found = msg.text if msg is not None and msg.conversation_id == conversation_id else None
+    if found is None:
         return
     for article_id in article_ids:
-        do_propose(uow, article_id, msg.text, Source.AGENT, conversation_id, utcnow())
+        do_propose(uow, article_id, found, Source.AGENT, conversation_id, utcnow())
 
 
 # --- the service (event loop side) ---------------------------------------------------------------
@@ -380,7 +403,7 @@ class SuggestionService:
             if envelope["origin"] != node or conversation_id is None:
                 return
             kind, data = envelope["kind"], envelope["data"]
-            if kind == EventKind.BOT_DECISION.value and data.get("article_id"):
+            if kind == EventKind.BOT_DECISION.value and teaches(data):
                 self._spawn(lambda uow: _learn_from_decision(uow, conversation_id, data))
             elif kind == EventKind.MESSAGE_CREATED.value:
                 message = data.get("message") or {}

@@ -23,9 +23,18 @@ from hub.api.app import DEMO_FAQ_TASK
 from hub.api.kb import SUGGESTIONS
 from hub.api.keys import AGENTS, ARTICLES, STORE
 from hub.config import Settings
-from hub.model import ArticleStatus, EventKind, Role, article_content
+from hub.model import ArticleStatus, AuthorKind, Event, EventKind, Role, article_content
 from hub.services.articles import ArticleInput
-from hub.services.kb_suggestions import Proposed, Source, normalise, usable
+from hub.services.kb_suggestions import (
+    Proposed,
+    Source,
+    linked_articles,
+    normalise,
+    question_before_handoff,
+    question_for,
+    teaches,
+    usable,
+)
 from hub.storage.tables import EventRow
 from tests.support import AGENT_EMAIL, AGENT_PASSWORD, Agent, Customer, next_frame
 
@@ -129,7 +138,8 @@ def test_normalising_folds_case_width_space_and_end_punctuation() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "  ", "🙂🙂🙂", "??!", "ok", "x" * 301, "word " * 5000, "\x00\x01\x02"]
+    "bad",
+    ["", "  ", "🙂🙂🙂", "??!", "ok", "x" * 301, "word " * 5000, "\x00\x01\x02", "ﷺ" * 100],
 )
 def test_unusable_questions_are_refused(bad: str) -> None:
     assert usable(bad) is None
@@ -139,6 +149,34 @@ def test_odd_but_real_questions_are_kept_on_one_line() -> None:
     assert usable("Where\nis  my\u200b parcel?") == "Where is my\u200b parcel?"
     assert usable("'; DROP TABLE article; --") == "'; DROP TABLE article; --"
     assert usable("מתי החבילה תגיע?") == "מתי החבילה תגיע?"
+
+
+def _ev(kind: EventKind, payload: dict[str, Any]) -> Event:
+    return Event(0, kind, 1, AuthorKind.BOT, None, payload)
+
+
+def test_where_the_question_comes_from_in_the_event_log() -> None:
+    clarify = _ev(EventKind.BOT_DECISION, {"key": "message:7", "decision": "clarify"})
+    chosen = {"key": "message:9", "decision": "answer", "reason": "chosen", "article_id": "a"}
+    vote = {"key": "message:11", "decision": "feedback", "helpful": True, "article_id": "a"}
+    log = [clarify, _ev(EventKind.BOT_DECISION, chosen), _ev(EventKind.BOT_DECISION, vote)]
+    assert teaches(chosen) and teaches(vote)
+    assert not teaches({**vote, "helpful": False}) and not teaches({**chosen, "reason": "x"})
+    assert question_for(log, chosen) == ("a", Source.CHOICE, 7)
+    assert question_for(log, vote) == ("a", Source.HELPFUL, 7)  # through the choice
+    # Asked for a person at once: the hand-off summary's last question, unless shortened.
+    handoff = {"handoff": {"reason": "customer_request", "summary": "Hi?\nMy blender smokes?"}}
+    assert question_before_handoff([_ev(EventKind.CONVERSATION_UPDATED, handoff)]) == (
+        "My blender smokes?"
+    )
+    cut = {"handoff": {"summary": "A very long story…"}}
+    assert question_before_handoff([_ev(EventKind.CONVERSATION_UPDATED, cut)]) is None
+    assert question_before_handoff([clarify]) is None  # never handed off
+    assert question_before_handoff([clarify, _ev(EventKind.CONVERSATION_UPDATED, handoff)]) == 7
+    assert linked_articles("see http://x/help/articles/en-refund) and /help/articles/a%20b?x") == [
+        "en-refund",
+        "a b",
+    ]
 
 
 # --- the three sources, through the web chat and the real bot -----------------------------------
