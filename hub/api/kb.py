@@ -5,6 +5,8 @@ Everyone signed in reads and searches; only editors and admins change articles o
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from hub import formatting
@@ -17,7 +19,7 @@ from hub.model import ArticleStatus, Role, article_language
 from hub.ports import AgentSession, ArticleFilter, SuggestionFilter
 from hub.services.articles import ArticleInput
 from hub.services.bot_runner import BotConsole
-from hub.services.kb_suggestions import SuggestionService
+from hub.services.kb_suggestions import Decided, SuggestionService
 
 EDITORS = frozenset({Role.EDITOR, Role.ADMIN})
 BOT_CONSOLE = web.AppKey("bot_console", BotConsole)
@@ -338,10 +340,7 @@ async def list_suggestions(request: web.Request) -> web.StreamResponse:
     auth="agent",
 )
 async def accept_suggestions(request: web.Request) -> web.StreamResponse:
-    session = await editor_session(request)
-    req = await read_json(request, m.SuggestionIds)
-    done = await request.app[SUGGESTIONS].accept(req.ids, session.agent.id)
-    return json_response(m.Decided(count=done.count, articles=done.articles))
+    return await _decide(request, request.app[SUGGESTIONS].accept)
 
 
 @endpoint(
@@ -355,9 +354,15 @@ async def accept_suggestions(request: web.Request) -> web.StreamResponse:
     auth="agent",
 )
 async def reject_suggestions(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, request.app[SUGGESTIONS].reject)
+
+
+async def _decide(
+    request: web.Request, decide: Callable[[list[int], int], Awaitable[Decided]]
+) -> web.Response:
     session = await editor_session(request)
     req = await read_json(request, m.SuggestionIds)
-    done = await request.app[SUGGESTIONS].reject(req.ids, session.agent.id)
+    done = await decide(req.ids, session.agent.id)
     return json_response(m.Decided(count=done.count, articles=done.articles))
 
 

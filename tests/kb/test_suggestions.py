@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,13 +17,9 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from sqlmodel import col
 
-from hub.api import create_app
-from hub.api.app import DEMO_FAQ_TASK
 from hub.api.kb import SUGGESTIONS
 from hub.api.keys import AGENTS, ARTICLES, STORE
-from hub.config import Settings
-from hub.model import ArticleStatus, AuthorKind, Event, EventKind, Role, article_content
-from hub.services.articles import ArticleInput
+from hub.model import AuthorKind, Event, EventKind, Role
 from hub.services.kb_suggestions import (
     Proposed,
     Source,
@@ -36,46 +31,23 @@ from hub.services.kb_suggestions import (
     usable,
 )
 from hub.storage.tables import EventRow
-from tests.support import AGENT_EMAIL, AGENT_PASSWORD, Agent, Customer, next_frame
+from tests.bot import conftest as bot_conftest
+from tests.bot.test_webchat_bot import _twin_articles as twin_articles
+from tests.support import Agent, Customer
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 Hub = TestClient[Any, Any]
 
 
-@pytest.fixture
-def bot_settings() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str | None, bot_settings: dict[str, Any]) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        demo=True,
-        log_level="warning",
-        demo_agent_email=AGENT_EMAIL,
-        demo_agent_password=AGENT_PASSWORD,
-        bot_enabled=True,
-        bot_inboxes={"website": {}},
-        **bot_settings,
-    )
-
-
-@pytest.fixture
-async def hub(aiohttp_client: Any, settings: Settings) -> Hub:
-    client: Hub = await aiohttp_client(create_app(settings))
-    await asyncio.shield(client.app[DEMO_FAQ_TASK])  # the FAQ is in and indexed
-    return client
-
-
-async def ask(customer: Customer, text: str, client_id: str) -> dict[str, Any]:
-    ack = await customer.say(text, client_id)
-    assert ack["type"] == "ack", ack
-    assert customer.ws is not None
-    return await next_frame(
-        customer.ws, lambda f: f["type"] == "message" and f["author"] == "bot", 30
-    )
+# The bot tests' hub: the real bot on the web chat inbox, the demo FAQ imported and indexed
+# (their `database_url` is not taken: these tests choose the backend themselves).
+bot_settings, inbox_rules, settings, hub = (
+    bot_conftest.bot_settings,
+    bot_conftest.inbox_rules,
+    bot_conftest.settings,
+    bot_conftest.hub,
+)
+ask = bot_conftest.ask
 
 
 async def listed(agent: Agent, **params: str) -> dict[str, Any]:
@@ -182,26 +154,13 @@ def test_where_the_question_comes_from_in_the_event_log() -> None:
 # --- the three sources, through the web chat and the real bot -----------------------------------
 
 
-async def _twin_articles(hub: Hub) -> None:
-    for article_id, title in (("gift-cards", "Gift cards"), ("gift-vouchers", "Gift vouchers")):
-        content = article_content(
-            title=title,
-            body=f"All about {title.lower()}.",
-            questions=["Can I buy a present voucher for a friend?"],
-            language="en",
-        )
-        await hub.app[ARTICLES].create(
-            ArticleInput(content, id=article_id, status=ArticleStatus.PUBLISHED), None
-        )
-
-
 # Any runner-up at all counts as close: the bot always offers choices when it has two hits.
 @SQLITE
 @pytest.mark.parametrize("bot_settings", [{"bot_clarify_margin": 1.0, "bot_clarify_below": 2.0}])
 async def test_a_chosen_article_learns_the_original_question(
     hub: Hub, customer: Customer, agent: Agent
 ) -> None:
-    await _twin_articles(hub)
+    await twin_articles(hub)
     await customer.connect()
     question = "Could I get a present voucher for my friend?"
     reply = await ask(customer, question, "c1")

@@ -9,14 +9,11 @@ Every page state checked is also checked with axe-core.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 from playwright.sync_api import Locator
 
-from tests.conftest import LiveHub, start_live_hub
+from tests.conftest import LiveHub
 from tests.web import test_browser as shared
 from tests.web import test_widget_bot
 from tests.web.accessibility import assert_accessible
@@ -37,18 +34,7 @@ HELPED = {  # questions the demo FAQ answers, none of them one of its questions 
 }
 
 
-@pytest.fixture
-def bot_hub(tmp_path: Path) -> Iterator[LiveHub]:
-    """`omnihub serve` with the demo FAQ and the bot on (as `make run`)."""
-    proc = start_live_hub(tmp_path, OMNIHUB_BOT_ENABLED="1")
-    try:
-        deadline = time.monotonic() + 60
-        while not test_widget_bot._demo_faq_ready(proc.url):  # seeded after start-up
-            assert time.monotonic() < deadline, "the demo FAQ was not published within 60 s"
-            time.sleep(0.3)
-        yield LiveHub(proc)
-    finally:
-        proc.stop()
+bot_hub = test_widget_bot.bot_hub  # the demo hub with its FAQ and the bot on
 
 
 def say(customer: Page, text: str) -> None:

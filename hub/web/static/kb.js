@@ -1157,26 +1157,19 @@
     $("gaps-empty").hidden = state.gaps.length > 0;
     $("gap-list").replaceChildren(
       ...state.gaps.map((g) => {
-        const create = state.canEdit
-          ? el("button", {
-              type: "button",
-              class: "btn btn-secondary btn-small",
-              "data-testid": "gap-create",
-              "aria-label": t("createFromGapLabel", { text: g.example }),
-              text: t("createFromGap"),
-              onclick: () => guardUnsaved(() => createFromGap(g)),
-            })
-          : null;
-        const draft = state.canEdit
-          ? el("button", {
-              type: "button",
-              class: "btn btn-secondary btn-small",
-              "data-testid": "gap-draft",
-              "aria-label": t("gapDraftSaveLabel", { text: g.example }),
-              text: t("gapDraftSave"),
-              onclick: () => guardUnsaved(() => draftFromGap(g)),
-            })
-          : null;
+        const button = (testid, key, run) =>
+          state.canEdit
+            ? el("button", {
+                type: "button",
+                class: "btn btn-secondary btn-small",
+                "data-testid": testid,
+                "aria-label": t(key + "Label", { text: g.example }),
+                text: t(key),
+                onclick: () => guardUnsaved(run),
+              })
+            : null;
+        const create = button("gap-create", "createFromGap", () => createFromGap(g));
+        const draft = button("gap-draft", "gapDraftSave", () => draftFromGap(g));
         return el(
           "li",
           { class: "gap", "data-testid": "gap-group" },
