@@ -51,7 +51,9 @@ async def list_help_articles(request: web.Request) -> web.StreamResponse:
         if q.order == "popular":
             articles = await service.popular(language, q.limit)
         else:
-            flt = ArticleFilter(status=(ArticleStatus.PUBLISHED,), language=language, limit=q.limit)
+            flt = ArticleFilter(
+                status=(ArticleStatus.PUBLISHED,), language=language, limit=q.limit
+            )
             articles = [v.article for v in await service.summaries(flt)]
         return json_response(m.HelpList(articles=[m.help_summary(a) for a in articles]))
     # A question is searched in both languages (each result says its own); `lang` is the
