@@ -96,6 +96,9 @@ class EventKind(enum.StrEnum):
     ARTICLE_UPDATED = "article.updated"
     ARTICLE_STATUS_CHANGED = "article.status_changed"
     KB_SYNONYMS_UPDATED = "kb.synonyms_updated"
+    # A question learned from traffic taken into an article, or turned down (issue #22).
+    KB_SUGGESTION_ACCEPTED = "kb.suggestion_accepted"
+    KB_SUGGESTION_REJECTED = "kb.suggestion_rejected"
     BOT_DECISION = "bot.decision"  # what the bot did with a customer message, and why
     ROUTING_DECISION = "routing.decision"  # offers, escalations, overflow: with the why
     AGENT_PRESENCE = "agent.presence"

@@ -126,6 +126,32 @@ class ArticleFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class KbSuggestion:
+    """A customer question proposed as an alternate question of an article (issue #22)."""
+
+    id: int | None  # None until stored
+    article_id: str
+    question: str  # as the customer wrote it, on one line
+    normalized: str  # the deduplication key (per article)
+    count: int  # times it was seen (once per conversation)
+    sources: tuple[str, ...]  # choice | helpful | agent
+    conversation_ids: tuple[int, ...]  # the latest few it was seen in
+    status: str  # pending | accepted | rejected
+    created_at: datetime
+    last_seen_at: datetime
+    decided_at: datetime | None = None
+    decided_by: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionFilter:
+    article_id: str | None = None
+    status: str | None = "pending"  # None: any
+    order: str = "recent"  # recent (last seen first) | frequent (highest count first)
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSession:
     agent: Agent
     csrf_token: str
@@ -297,6 +323,19 @@ class UnitOfWork(Protocol):
 
     def kb_synonyms(self) -> list[list[str]]: ...
     def set_kb_synonyms(self, groups: Sequence[Sequence[str]]) -> None: ...
+    def kb_suggestion(self, article_id: str, normalized: str) -> KbSuggestion | None: ...
+    def kb_suggestions_by_id(self, ids: Collection[int]) -> list[KbSuggestion]:
+        """These suggestions (locked for update where the database can), by id."""
+        ...
+
+    def kb_suggestions(self, flt: SuggestionFilter) -> list[KbSuggestion]: ...
+    def kb_suggestion_counts(self, status: str = "pending") -> dict[str, int]:
+        """Suggestions in `status` per article that has any."""
+        ...
+
+    def save_kb_suggestion(self, suggestion: KbSuggestion) -> KbSuggestion:
+        """Insert (id None) or update; returns it with its id."""
+        ...
 
     # routing
     def agent_routings(self) -> list[AgentRouting]:

@@ -58,6 +58,7 @@ from hub.services.articles import ArticleService
 from hub.services.bot_runner import ArticleKnowledge, BotConsole, BotRunner
 from hub.services.conversations import ConversationService
 from hub.services.kb_index import IndexKeeper
+from hub.services.kb_suggestions import SuggestionService
 from hub.services.outbox import Outbox
 from hub.services.retry import RetryPolicy
 from hub.services.router import RoutingService
@@ -128,6 +129,7 @@ def create_app(
         settings.effective_public_url,
     )
     app[BOT_RUNNER] = BotRunner(bot, service, store, settings.bot_rules)
+    app[kb.SUGGESTIONS] = SuggestionService(store, keeper, app[ARTICLES])
 
     files = FileAttachmentStore(settings.data_dir / "attachments", settings.max_attachment_bytes)
     app[ATTACHMENTS] = files
@@ -188,6 +190,7 @@ def create_app(
         app.cleanup_ctx.append(_calls(calls, bus))
     app.cleanup_ctx.append(_channels(list(channels.values()), outbox))
     app.cleanup_ctx.append(_knowledge_base(keeper, bus))
+    app.cleanup_ctx.append(_kb_suggestions(app[kb.SUGGESTIONS], bus))
     if settings.bot_anywhere:
         app.cleanup_ctx.append(_bot(app[BOT_RUNNER], bus))
     if routing_service is not None:
@@ -392,6 +395,16 @@ def _knowledge_base(keeper: IndexKeeper, bus: EventBus):  # type: ignore[no-unty
         yield
         unsubscribe()
         await keeper.close()
+
+    return ctx
+
+
+def _kb_suggestions(suggestions: SuggestionService, bus: EventBus):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        unsubscribe = suggestions.follow(bus)  # learning from traffic (issue #22)
+        yield
+        unsubscribe()
+        await suggestions.drain()
 
     return ctx
 

@@ -5,6 +5,8 @@ Everyone signed in reads and searches; only editors and admins change articles o
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from hub import formatting
@@ -14,12 +16,14 @@ from hub.api.keys import ARTICLES
 from hub.errors import Forbidden, InvalidRequest
 from hub.http import Handler, endpoint, json_response, read_json, read_query
 from hub.model import ArticleStatus, Role, article_language
-from hub.ports import AgentSession, ArticleFilter
+from hub.ports import AgentSession, ArticleFilter, SuggestionFilter
 from hub.services.articles import ArticleInput
 from hub.services.bot_runner import BotConsole
+from hub.services.kb_suggestions import Decided, SuggestionService
 
 EDITORS = frozenset({Role.EDITOR, Role.ADMIN})
 BOT_CONSOLE = web.AppKey("bot_console", BotConsole)
+SUGGESTIONS = web.AppKey("kb_suggestions", SuggestionService)
 TAGS = ("knowledge base",)
 
 
@@ -277,6 +281,91 @@ async def put_synonyms(request: web.Request) -> web.StreamResponse:
     return json_response(m.Synonyms(groups=groups))
 
 
+@endpoint(
+    "POST",
+    "/api/kb/gaps/draft",
+    "Create a draft article from a content-gap cluster: its questions become alternate "
+    "questions, the first (most frequent) the title; never published automatically",
+    tags=TAGS,
+    body=m.ClusterDraft,
+    response=m.ArticleOut,
+    status=201,
+    errors=(400, 401, 403, 413, 422),
+    auth="agent",
+)
+async def draft_from_gap(request: web.Request) -> web.StreamResponse:
+    session = await editor_session(request)
+    req = await read_json(request, m.ClusterDraft)
+    article = await request.app[SUGGESTIONS].draft_from_cluster(
+        req.questions, req.language, session.agent.id
+    )
+    view = await request.app[ARTICLES].get(article.id)
+    return json_response(m.article_out(view), status=201)
+
+
+@endpoint(
+    "GET",
+    "/api/kb/suggestions",
+    "Questions learned from traffic, proposed as alternate questions (newest or most "
+    "frequent first), with the open ones counted per article",
+    tags=TAGS,
+    query=m.SuggestionQuery,
+    response=m.SuggestionList,
+    errors=(401, 422),
+    auth="agent",
+)
+async def list_suggestions(request: web.Request) -> web.StreamResponse:
+    await current_session(request)
+    q = read_query(request, m.SuggestionQuery)
+    flt = SuggestionFilter(article_id=q.article_id, status=q.status, order=q.order, limit=q.limit)
+    found = await request.app[SUGGESTIONS].list(flt)
+    return json_response(
+        m.SuggestionList(
+            suggestions=[m.suggestion_out(v) for v in found.suggestions],
+            pending=found.pending,
+            total_pending=sum(found.pending.values()),
+        )
+    )
+
+
+@endpoint(
+    "POST",
+    "/api/kb/suggestions/accept",
+    "Accept suggestions: each article gets their questions as alternate questions in one new "
+    "version (reindexed when published); already decided ones are left alone",
+    tags=TAGS,
+    body=m.SuggestionIds,
+    response=m.Decided,
+    errors=(400, 401, 403, 404, 409, 413, 422),
+    auth="agent",
+)
+async def accept_suggestions(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, request.app[SUGGESTIONS].accept)
+
+
+@endpoint(
+    "POST",
+    "/api/kb/suggestions/reject",
+    "Reject suggestions (they are not proposed again); articles do not change",
+    tags=TAGS,
+    body=m.SuggestionIds,
+    response=m.Decided,
+    errors=(400, 401, 403, 404, 413, 422),
+    auth="agent",
+)
+async def reject_suggestions(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, request.app[SUGGESTIONS].reject)
+
+
+async def _decide(
+    request: web.Request, decide: Callable[[list[int], int], Awaitable[Decided]]
+) -> web.Response:
+    session = await editor_session(request)
+    req = await read_json(request, m.SuggestionIds)
+    done = await decide(req.ids, session.agent.id)
+    return json_response(m.Decided(count=done.count, articles=done.articles))
+
+
 HANDLERS: list[Handler] = [
     list_articles,
     create_article,
@@ -288,6 +377,10 @@ HANDLERS: list[Handler] = [
     restore_version,
     search,
     gaps,
+    draft_from_gap,
+    list_suggestions,
+    accept_suggestions,
+    reject_suggestions,
     get_synonyms,
     put_synonyms,
 ]

@@ -11,6 +11,7 @@ from hub import formatting, model
 from hub.model import Agent, Article, ArticleContent
 from hub.ports import KbHit, KbResult
 from hub.services.articles import ArticleView, GapGroup, VersionView
+from hub.services.kb_suggestions import SuggestionView
 
 Status = Literal["draft", "in_review", "published", "archived"]
 Language = Literal["en", "zh"]
@@ -83,6 +84,24 @@ class SearchQuery(_In):
 
 class GapQuery(_In):
     days: int = Field(30, ge=1, le=366)
+
+
+class SuggestionQuery(_In):
+    article_id: str | None = Field(None, max_length=model.MAX_ARTICLE_ID)
+    status: Literal["pending", "accepted", "rejected"] = "pending"
+    order: Literal["recent", "frequent"] = "recent"
+    limit: int = Field(100, ge=1, le=500)
+
+
+class SuggestionIds(_In):
+    ids: list[int] = Field(min_length=1, max_length=500)
+
+
+class ClusterDraft(_In):
+    """A content-gap cluster made into a draft: its questions, most frequent first."""
+
+    questions: list[str] = Field(min_length=1, max_length=200)
+    language: str | None = Field(None, max_length=16)
 
 
 class Synonyms(_In):
@@ -198,6 +217,32 @@ class GapGroupOut(_Out):
 
 class GapReport(_Out):
     groups: list[GapGroupOut]
+
+
+class SuggestionOut(_Out):
+    id: int
+    article_id: str
+    article_title: str
+    article_status: Status
+    article_language: Language
+    question: str
+    count: int
+    sources: list[Literal["choice", "helpful", "agent"]]
+    conversation_ids: list[int]
+    status: Literal["pending", "accepted", "rejected"]
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class SuggestionList(_Out):
+    suggestions: list[SuggestionOut]
+    pending: dict[str, int]  # open suggestions per article id
+    total_pending: int
+
+
+class Decided(_Out):
+    count: int  # suggestions decided now (those already decided are left as they are)
+    articles: dict[str, int]  # article id -> its version after accepting
 
 
 class HelpSummary(_Out):
@@ -379,4 +424,25 @@ def help_article(article: Article, your_vote: bool | None = None) -> HelpArticle
         short_answer=c.short_answer,
         updated_at=article.updated_at,
         your_vote=your_vote,
+    )
+
+
+def suggestion_out(view: SuggestionView) -> SuggestionOut:
+    s = view.suggestion
+    assert s.id is not None
+    return SuggestionOut.model_validate(
+        {
+            "id": s.id,
+            "article_id": s.article_id,
+            "article_title": view.article_title,
+            "article_status": view.article_status.value,
+            "article_language": view.article_language,
+            "question": s.question,
+            "count": s.count,
+            "sources": list(s.sources),
+            "conversation_ids": list(s.conversation_ids),
+            "status": s.status,
+            "created_at": s.created_at,
+            "last_seen_at": s.last_seen_at,
+        }
     )

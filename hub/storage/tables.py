@@ -267,6 +267,30 @@ class KbSynonymRow(SQLModel, table=True):
     terms: list[str] = _json([])
 
 
+class KbSuggestionRow(SQLModel, table=True):
+    """A customer question proposed as an alternate question of an article (learned from
+    traffic); the article changes only when a person accepts it."""
+
+    __tablename__ = "kb_suggestion"
+    __table_args__ = (
+        # Deduplication: one row per article and normalised question.
+        sa.UniqueConstraint("article_id", "normalized", name="uq_kb_suggestion_question"),
+        sa.Index("ix_kb_suggestion_status_seen", "status", "last_seen_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: str = Field(foreign_key="article.id", max_length=100, index=True)
+    question: str = Field(max_length=500)
+    normalized: str = Field(max_length=500)
+    count: int = 1
+    sources: list[str] = _json([])  # choice | helpful | agent
+    conversation_ids: list[int] = _json([])  # the latest few, for the editor to follow
+    status: str = Field(max_length=16)  # pending | accepted | rejected
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    decided_at: datetime | None = _ts(nullable=True)
+    decided_by: int | None = Field(default=None, foreign_key="agent.id")
+
+
 class AgentRoutingRow(SQLModel, table=True):
     """An agent's routing profile and presence: what the router knows of the agent."""
 

@@ -40,10 +40,12 @@ from hub.ports import (
     AgentSession,
     ArticleFilter,
     ConversationFilter,
+    KbSuggestion,
     NewEvent,
     NewMessage,
     PendingSend,
     SendSchedule,
+    SuggestionFilter,
     WebchatSession,
 )
 from hub.storage import convert
@@ -59,6 +61,7 @@ from hub.storage.tables import (
     EventRow,
     KbFeedbackRow,
     KbQueryRow,
+    KbSuggestionRow,
     KbSynonymRow,
     MessageRow,
     OutboxScheduleRow,
@@ -896,6 +899,62 @@ class SqlUnitOfWork:
         self.session.add_all(KbSynonymRow(terms=list(g)) for g in groups)
         self.session.flush()
 
+    def kb_suggestion(self, article_id: str, normalized: str) -> KbSuggestion | None:
+        row = self.session.exec(
+            select(KbSuggestionRow).where(
+                KbSuggestionRow.article_id == article_id, KbSuggestionRow.normalized == normalized
+            )
+        ).first()
+        return _suggestion(row) if row else None
+
+    def kb_suggestions_by_id(self, ids: Collection[int]) -> list[KbSuggestion]:
+        if not ids:
+            return []
+        rows = self.session.exec(
+            select(KbSuggestionRow)
+            .where(col(KbSuggestionRow.id).in_(set(ids)))
+            .order_by(col(KbSuggestionRow.id))
+            .with_for_update()
+        )
+        return [_suggestion(r) for r in rows]
+
+    def kb_suggestions(self, flt: SuggestionFilter) -> list[KbSuggestion]:
+        stmt = select(KbSuggestionRow)
+        if flt.article_id is not None:
+            stmt = stmt.where(KbSuggestionRow.article_id == flt.article_id)
+        if flt.status is not None:
+            stmt = stmt.where(KbSuggestionRow.status == flt.status)
+        seen, count = col(KbSuggestionRow.last_seen_at), col(KbSuggestionRow.count)
+        order = (count.desc(), seen.desc()) if flt.order == "frequent" else (seen.desc(),)
+        rows = self.session.exec(
+            stmt.order_by(*order, col(KbSuggestionRow.id).desc()).limit(flt.limit)
+        )
+        return [_suggestion(r) for r in rows]
+
+    def kb_suggestion_counts(self, status: str = "pending") -> dict[str, int]:
+        article = col(KbSuggestionRow.article_id)
+        rows = self.session.execute(
+            sa.select(article, sa.func.count())
+            .where(col(KbSuggestionRow.status) == status)
+            .group_by(article)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def save_kb_suggestion(self, suggestion: KbSuggestion) -> KbSuggestion:
+        values = dataclasses.asdict(suggestion)
+        values["sources"] = list(suggestion.sources)
+        values["conversation_ids"] = list(suggestion.conversation_ids)
+        row = self.session.get(KbSuggestionRow, suggestion.id) if suggestion.id else None
+        if row is None:
+            del values["id"]
+            row = KbSuggestionRow(**values)
+            self.session.add(row)
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        self.session.flush()
+        return _suggestion(row)
+
     # --- routing ---------------------------------------------------------------------------
 
     def agent_routings(self) -> list[AgentRouting]:
@@ -933,3 +992,21 @@ class SqlUnitOfWork:
             self.session.add(row)
         row.source, row.updated_by, row.updated_at = source, agent_id, utcnow()
         self.session.flush()
+
+
+def _suggestion(row: KbSuggestionRow) -> KbSuggestion:
+    assert row.id is not None
+    return KbSuggestion(
+        id=row.id,
+        article_id=row.article_id,
+        question=row.question,
+        normalized=row.normalized,
+        count=row.count,
+        sources=tuple(row.sources),
+        conversation_ids=tuple(int(c) for c in row.conversation_ids),
+        status=row.status,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+    )

@@ -22,6 +22,9 @@
       agent: "Agent", bot: "Bot", system: "System", customer: "Customer", you: "You",
       noMessages: "No messages yet.", deliveryFailed: "Not delivered",
       attachFile: "Attach a file", attachments: "Attachments", removeFile: "Remove",
+      insertArticle: "Insert article", findArticle: "Find a published article",
+      articleResults: "Articles", noArticleFound: "No published article matches.",
+      insertThis: "Insert “{title}”", readArticle: "Read the article",
       inviteTelegram: "Invite to Telegram", inviteLink: "Telegram invite link",
       inviteReady: "Send this link to the customer: it makes their Telegram part of this contact. It works until {time}.",
       inviteAdd: "Add to reply",
@@ -105,6 +108,9 @@
       agent: "客服", bot: "机器人", system: "系统", customer: "客户", you: "我",
       noMessages: "暂无消息。", deliveryFailed: "发送失败",
       attachFile: "添加附件", attachments: "附件", removeFile: "移除",
+      insertArticle: "插入文章", findArticle: "查找已发布的文章",
+      articleResults: "文章", noArticleFound: "没有匹配的已发布文章。",
+      insertThis: "插入“{title}”", readArticle: "阅读全文",
       inviteTelegram: "邀请到 Telegram", inviteLink: "Telegram 邀请链接",
       inviteReady: "请把此链接发给客户：客户的 Telegram 将并入此联系人。有效期至 {time}。",
       inviteAdd: "添加到回复",
@@ -1045,6 +1051,71 @@
     }
   }
 
+  /* ---------- insert a knowledge-base article into the reply ---------- */
+  // The reply carries the article's short answer and its help-center link; the hub learns
+  // from that link which article answered a handed-off question (issue #22).
+
+  let articleTimer = null;
+  let articleSeq = 0;
+
+  function showArticlePicker(open) {
+    $("article-picker").hidden = !open;
+    $("insert-article").setAttribute("aria-expanded", String(open));
+    if (open) {
+      $("article-q").focus();
+      findArticles();
+    }
+  }
+
+  async function findArticles() {
+    const seq = ++articleSeq;
+    const q = $("article-q").value.trim();
+    const params = new URLSearchParams({ status: "published", limit: "8" });
+    if (q) params.set("q", q);
+    try {
+      const data = await api("GET", "/api/kb/articles?" + params.toString());
+      if (seq !== articleSeq) return; // a newer search already answered
+      const rows = (data.articles || []).map((a) =>
+        el(
+          "li",
+          {},
+          el("button", {
+            type: "button",
+            class: "btn article-result",
+            "data-testid": "article-result",
+            lang: a.language === "zh" ? "zh-CN" : "en",
+            "aria-label": t("insertThis", { title: a.title }),
+            text: a.title,
+            onclick: () => insertArticle(a.id),
+          }),
+        ),
+      );
+      $("article-results").replaceChildren(...rows);
+      $("article-none").hidden = rows.length > 0;
+    } catch (err) {
+      showError("detail-error", actionErrorText(err));
+    }
+  }
+
+  async function insertArticle(id) {
+    try {
+      const a = await api("GET", `/api/kb/articles/${encodeURIComponent(id)}`);
+      const url = `${location.origin}/help/articles/${encodeURIComponent(a.id)}`;
+      const parts = [`**${a.title}**`, a.short_answer, `[${t("readArticle")}](${url})`];
+      const text = parts.filter(Boolean).join("\n\n");
+      const input = $("reply-input");
+      const at = input.selectionStart ?? input.value.length;
+      const before = input.value.slice(0, at);
+      const gap = before && !before.endsWith("\n") ? "\n\n" : "";
+      input.value = before + gap + text + input.value.slice(input.selectionEnd ?? at);
+      showArticlePicker(false);
+      input.focus();
+      input.selectionStart = input.selectionEnd = (before + gap + text).length;
+    } catch (err) {
+      showError("detail-error", actionErrorText(err));
+    }
+  }
+
   function onReplyKeydown(e) {
     // isComposing: Enter that confirms an IME candidate (Chinese input) must not send.
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
@@ -1603,6 +1674,17 @@
     $("reply-input").addEventListener("keydown", onReplyKeydown);
     $("reply-file").addEventListener("change", renderPickedFiles);
     $("reply-input").addEventListener("input", onReplyInput);
+    $("insert-article").addEventListener("click", () => showArticlePicker($("article-picker").hidden));
+    $("article-q").addEventListener("input", () => {
+      clearTimeout(articleTimer);
+      articleTimer = setTimeout(findArticles, 250);
+    });
+    $("article-picker").addEventListener("keydown", (e) => {
+      if (e.key !== "Escape") return;
+      e.preventDefault();
+      showArticlePicker(false);
+      $("insert-article").focus();
+    });
     $("presence-select").addEventListener("change", onPresenceChange);
     $("transfer-btn").addEventListener("click", () => showTransferForm($("transfer-form").hidden));
     $("transfer-cancel").addEventListener("click", () => {

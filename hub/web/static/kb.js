@@ -80,6 +80,28 @@
       archiveText: "Customers, the help center and the bot will no longer see it. You can bring it back as a draft later.",
       archiveConfirm: "Archive", cancel: "Cancel",
       synonymsShort: "Line {line} needs at least two words or phrases.",
+      tabSuggestions: "Suggestions",
+      suggestionsIntro:
+        "Questions customers asked before an article helped them. Accept one to add it to the " +
+        "article as an alternate question (a new version); nothing changes until you do.",
+      suggArticle: "Article", allArticles: "All articles", articleCount: "{title} ({count})",
+      sugg_pending: "Waiting for a decision", sugg_accepted: "Accepted", sugg_rejected: "Rejected",
+      suggOrder: "Order", orderRecent: "Newest first", orderFrequent: "Most frequent first",
+      suggBulk: "Selected suggestions", selectAll: "Select all",
+      acceptSelected: "Accept selected ({count})", rejectSelected: "Reject selected ({count})",
+      noSuggestions: "No suggestions here.", accept: "Accept", reject: "Reject",
+      acceptLabel: "Accept “{q}” as a question of “{title}”", rejectLabel: "Reject “{q}”",
+      selectLabel: "Select “{q}”",
+      suggMeta: "For “{title}” · seen {count} times · last {time}",
+      suggMeta_one: "For “{title}” · seen once · last {time}",
+      suggSources: "How: {sources}", source_choice: "picked among the bot's choices",
+      source_helpful: "said the bot's answer helped", source_agent: "an agent inserted the article",
+      acceptedN: "Added {count} questions to their articles.", acceptedN_one: "Added 1 question to its article.",
+      rejectedN: "Rejected {count} suggestions.", rejectedN_one: "Rejected 1 suggestion.",
+      nothingDecided: "Someone else decided on these already.",
+      suggestedOpen: "Suggested questions waiting: {count}", suggestedN: "{count} suggested",
+      gapDraftSave: "Save as draft", gapDraftSaveLabel: "Save a draft article from “{text}”",
+      gapDraftSaved: "Saved the draft “{title}” with {count} alternate questions; it is not published.",
     },
     "zh-CN": {
       title: "omnihub 知识库", kb: "知识库", inboxLink: "收件箱",
@@ -149,6 +171,24 @@
       archiveText: "归档后，客户、帮助中心和机器人都将看不到这篇文章。之后可以退回草稿恢复。",
       archiveConfirm: "归档", cancel: "取消",
       synonymsShort: "第 {line} 行至少需要两个词。",
+      tabSuggestions: "建议问法",
+      suggestionsIntro: "客户在文章帮到他们之前提出的问题。采纳后会作为相似问法加入文章（生成新版本）；在您采纳之前不会有任何改动。",
+      suggArticle: "文章", allArticles: "全部文章", articleCount: "{title}（{count}）",
+      sugg_pending: "待处理", sugg_accepted: "已采纳", sugg_rejected: "已拒绝",
+      suggOrder: "排序", orderRecent: "最新在前", orderFrequent: "最常见在前",
+      suggBulk: "所选建议", selectAll: "全选",
+      acceptSelected: "采纳所选（{count}）", rejectSelected: "拒绝所选（{count}）",
+      noSuggestions: "这里没有建议。", accept: "采纳", reject: "拒绝",
+      acceptLabel: "将“{q}”采纳为“{title}”的问法", rejectLabel: "拒绝“{q}”",
+      selectLabel: "选择“{q}”",
+      suggMeta: "文章“{title}” · 出现 {count} 次 · 最近 {time}",
+      suggSources: "来源：{sources}", source_choice: "客户从机器人的选项中选择",
+      source_helpful: "客户表示机器人的回答有帮助", source_agent: "客服插入了这篇文章",
+      acceptedN: "已将 {count} 个问法加入文章。", rejectedN: "已拒绝 {count} 条建议。",
+      nothingDecided: "这些建议已被其他人处理。",
+      suggestedOpen: "待处理的建议问法：{count}", suggestedN: "{count} 条建议",
+      gapDraftSave: "保存为草稿", gapDraftSaveLabel: "根据“{text}”保存草稿文章",
+      gapDraftSaved: "已保存草稿“{title}”，含 {count} 个相似问法；尚未发布。",
     },
   };
 
@@ -162,7 +202,7 @@
     published: ["archived", "draft"],
     archived: ["draft"],
   };
-  const TABS = ["articles", "console", "gaps", "synonyms"];
+  const TABS = ["articles", "console", "gaps", "suggestions", "synonyms"];
   const FILTER_DELAY_MS = 250;
   const $ = (id) => document.getElementById(id);
 
@@ -184,6 +224,9 @@
     notice: null, // {kind, key, vars, actions} so a language switch can redraw it
     lastSearch: null,
     gaps: [],
+    suggestions: [], // the Suggestions tab's list as last loaded
+    pending: {}, // open suggestions per article id
+    selected: new Set(), // suggestion ids ticked for a bulk decision
   };
 
   /* ---------- i18n ---------- */
@@ -249,6 +292,8 @@
     renderVersions();
     if (state.lastSearch) renderSearch(state.lastSearch);
     renderGaps();
+    renderSuggestions();
+    renderPendingCounts();
     if (state.notice) notify(state.notice.kind, state.notice.key, state.notice.vars, state.notice.actions);
   }
 
@@ -445,6 +490,7 @@
     applyRole();
     selectTab(tabFromHash() || state.tab, false);
     loadList().catch((err) => notifyError(err, () => loadList()));
+    loadPendingCounts();
   }
 
   function sessionLost() {
@@ -455,6 +501,10 @@
     state.articles = [];
     state.lastSearch = null;
     state.gaps = [];
+    state.suggestions = [];
+    state.pending = {};
+    state.selected.clear();
+    $("sugg-list").replaceChildren();
     // Nothing of the previous person's work stays in the page.
     const views = ["article-list", "console-hits", "console-decision", "gap-list", "version-list", "preview"];
     for (const id of views) $(id).replaceChildren();
@@ -508,6 +558,7 @@
     if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
     if (name === "gaps") loadGaps();
     if (name === "synonyms") loadSynonyms();
+    if (name === "suggestions") loadSuggestions();
   }
 
   function onTabKeydown(e) {
@@ -565,6 +616,9 @@
           el("span", { text: "v" + a.version }),
           a.tags && a.tags.length ? el("span", { text: "#" + a.tags.join(" #") }) : null,
           up + down ? el("span", { text: t("feedback", { up, down }) }) : null,
+          state.pending[a.id]
+            ? el("span", { class: "suggested", text: t("suggestedN", { count: state.pending[a.id] }) })
+            : null,
         ),
       );
       return el("li", {}, button);
@@ -637,6 +691,7 @@
       updated = a.updated_by ? t("updatedBy", { time, name: a.updated_by.name }) : t("updatedAt", { time });
     }
     $("editor-updated").textContent = updated;
+    renderSuggestedNote();
     renderWorkflow();
     updateDirty();
   }
@@ -1102,16 +1157,19 @@
     $("gaps-empty").hidden = state.gaps.length > 0;
     $("gap-list").replaceChildren(
       ...state.gaps.map((g) => {
-        const create = state.canEdit
-          ? el("button", {
-              type: "button",
-              class: "btn btn-secondary btn-small",
-              "data-testid": "gap-create",
-              "aria-label": t("createFromGapLabel", { text: g.example }),
-              text: t("createFromGap"),
-              onclick: () => guardUnsaved(() => createFromGap(g)),
-            })
-          : null;
+        const button = (testid, key, run) =>
+          state.canEdit
+            ? el("button", {
+                type: "button",
+                class: "btn btn-secondary btn-small",
+                "data-testid": testid,
+                "aria-label": t(key + "Label", { text: g.example }),
+                text: t(key),
+                onclick: () => guardUnsaved(run),
+              })
+            : null;
+        const create = button("gap-create", "createFromGap", () => createFromGap(g));
+        const draft = button("gap-draft", "gapDraftSave", () => draftFromGap(g));
         return el(
           "li",
           { class: "gap", "data-testid": "gap-group" },
@@ -1121,7 +1179,7 @@
             text: t("askedTimes", { count: g.count, time: formatTime(g.last_asked_at) }),
           }),
           el("ul", {}, ...(g.questions || []).map((q) => el("li", { text: q }))),
-          create,
+          el("div", { class: "gap-actions" }, create, draft),
         );
       }),
     );
@@ -1133,6 +1191,233 @@
     const questions = [...new Set((g.questions || []).map((q) => q.trim()).filter(Boolean))];
     newArticle({ title: g.example, questions, language: cjk ? "zh" : "en" });
     notify("info", "gapDraft", { text: g.example });
+  }
+
+  /** The cluster saved on the server as a draft (never published), then opened. */
+  async function draftFromGap(g) {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      const a = await api("POST", "/api/kb/gaps/draft", { questions: g.questions || [g.example] });
+      selectTab("articles");
+      state.versions = [];
+      afterWrite(a);
+      $("f-title").focus();
+      notify("ok", "gapDraftSaved", { title: a.title, count: (a.questions || []).length });
+    } catch (err) {
+      notifyError(err);
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  /* ---------- suggestions learned from traffic (issue #22) ---------- */
+
+  async function loadPendingCounts() {
+    try {
+      const data = await api("GET", "/api/kb/suggestions?" + query({ limit: 1 }));
+      state.pending = data.pending || {};
+      renderPendingCounts();
+    } catch (err) {
+      /* the counts are a convenience; the tab loads (and reports errors) on its own */
+    }
+  }
+
+  function renderPendingCounts() {
+    const total = Object.values(state.pending).reduce((n, c) => n + c, 0);
+    $("suggestions-count").textContent = String(total);
+    $("suggestions-count").hidden = total === 0;
+    renderArticleChoices();
+    renderSuggestedNote();
+    if (state.agent) renderList();
+  }
+
+  function renderSuggestedNote() {
+    const a = state.article;
+    const count = (a && state.pending[a.id]) || 0;
+    $("suggested-note").hidden = !count;
+    $("suggested-open").textContent = t("suggestedOpen", { count });
+  }
+
+  function renderArticleChoices() {
+    const select = $("sugg-article");
+    const keep = select.value;
+    const titles = new Map(state.articles.map((a) => [a.id, a.title]));
+    for (const s of state.suggestions) titles.set(s.article_id, s.article_title);
+    const ids = new Set([...Object.keys(state.pending), ...(keep ? [keep] : [])]);
+    const options = [...ids]
+      .map((id) => ({ id, title: titles.get(id) || id, count: state.pending[id] || 0 }))
+      .sort((x, y) => y.count - x.count || x.title.localeCompare(y.title));
+    select.replaceChildren(
+      el("option", { value: "", text: t("allArticles") }),
+      ...options.map((o) => el("option", { value: o.id, text: t("articleCount", o) })),
+    );
+    select.value = keep;
+  }
+
+  async function loadSuggestions() {
+    try {
+      const data = await api(
+        "GET",
+        "/api/kb/suggestions?" +
+          query({
+            article_id: $("sugg-article").value,
+            status: $("sugg-status").value,
+            order: $("sugg-order").value,
+            limit: 200,
+          }),
+      );
+      state.suggestions = data.suggestions || [];
+      state.pending = data.pending || {};
+      const shown = new Set(state.suggestions.map((s) => s.id));
+      for (const id of [...state.selected]) if (!shown.has(id)) state.selected.delete(id);
+      renderSuggestions();
+      renderPendingCounts();
+    } catch (err) {
+      notifyError(err, loadSuggestions);
+    }
+  }
+
+  function renderSuggestions() {
+    const open = $("sugg-status").value === "pending";
+    const decide = open && state.canEdit;
+    const rows = state.suggestions.map((s) => {
+      const q = s.question;
+      const box = decide
+        ? el("input", {
+            type: "checkbox",
+            class: "sugg-select",
+            "data-testid": "sugg-select",
+            "data-id": String(s.id),
+            "aria-label": t("selectLabel", { q }),
+          })
+        : null;
+      if (box) {
+        box.checked = state.selected.has(s.id);
+        box.addEventListener("change", () => toggleSelected(s.id, box.checked));
+      }
+      const sources = (s.sources || []).map((x) => labelFor("source_", x)).join("; ");
+      const buttons = decide
+        ? el(
+            "div",
+            { class: "sugg-actions" },
+            el("button", {
+              type: "button",
+              class: "btn btn-primary btn-small",
+              "data-testid": "sugg-accept",
+              "aria-label": t("acceptLabel", { q, title: s.article_title }),
+              text: t("accept"),
+              onclick: () => decideOn("accept", [s.id]),
+            }),
+            el("button", {
+              type: "button",
+              class: "btn btn-secondary btn-small",
+              "data-testid": "sugg-reject",
+              "aria-label": t("rejectLabel", { q }),
+              text: t("reject"),
+              onclick: () => decideOn("reject", [s.id]),
+            }),
+          )
+        : null;
+      return el(
+        "li",
+        { class: "sugg", "data-testid": "sugg-row", "data-id": String(s.id) },
+        box,
+        el(
+          "div",
+          { class: "sugg-text" },
+          el("p", { class: "sugg-question", lang: /[\u3400-\u9fff]/.test(q) ? "zh-CN" : null, text: q }),
+          el("p", {
+            class: "sugg-meta",
+            text: t("suggMeta", { title: s.article_title, count: s.count, time: formatTime(s.last_seen_at) }),
+          }),
+          el("p", { class: "sugg-meta", text: t("suggSources", { sources }) }),
+        ),
+        buttons,
+      );
+    });
+    $("sugg-list").replaceChildren(...rows);
+    $("sugg-empty").hidden = rows.length > 0;
+    $("sugg-bulk").hidden = !decide || rows.length === 0;
+    renderBulk();
+  }
+
+  function toggleSelected(id, on) {
+    if (on) state.selected.add(id);
+    else state.selected.delete(id);
+    renderBulk();
+  }
+
+  function renderBulk() {
+    const count = state.selected.size;
+    const total = state.suggestions.length;
+    const all = $("sugg-all");
+    all.checked = count > 0 && count === total;
+    all.indeterminate = count > 0 && count < total;
+    for (const [id, key] of [["sugg-accept-selected", "acceptSelected"], ["sugg-reject-selected", "rejectSelected"]]) {
+      $(id).textContent = t(key, { count });
+      $(id).disabled = count === 0 || state.busy;
+    }
+  }
+
+  function selectAll(on) {
+    state.selected = new Set(on ? state.suggestions.map((s) => s.id) : []);
+    for (const box of document.querySelectorAll(".sugg-select")) box.checked = on;
+    renderBulk();
+  }
+
+  /** Accept or reject `ids`; focus stays in the list (the next row, else the tab). */
+  async function decideOn(action, ids) {
+    if (state.busy || !ids.length) return;
+    const rows = [...document.querySelectorAll("#sugg-list .sugg")];
+    const last = rows.findIndex((r) => ids.includes(Number(r.dataset.id)));
+    const after = rows.slice(last + 1).find((r) => !ids.includes(Number(r.dataset.id)));
+    state.busy = true;
+    renderBulk();
+    try {
+      const done = await api("POST", `/api/kb/suggestions/${action}`, { ids });
+      for (const id of ids) state.selected.delete(id);
+      if (done.count === 0) notify("info", "nothingDecided");
+      else notify("ok", action === "accept" ? "acceptedN" : "rejectedN", { count: done.count });
+      const changed = Object.keys(done.articles || {});
+      state.busy = false;
+      await loadSuggestions();
+      if (changed.length) {
+        loadList().catch(() => {});
+        refreshOpenArticle(changed);
+      }
+      const target = after && $("sugg-list").querySelector(`[data-id="${after.dataset.id}"] button, [data-id="${after.dataset.id}"] input`);
+      (target || $("tab-suggestions")).focus();
+    } catch (err) {
+      notifyError(err, () => decideOn(action, ids));
+    } finally {
+      state.busy = false;
+      renderBulk();
+    }
+  }
+
+  /** The open article was given new questions: show them unless the editor has unsaved work
+   * (a save then meets the version check and offers a reload). */
+  async function refreshOpenArticle(changed) {
+    const a = state.article;
+    if (!a || !changed.includes(a.id) || isDirty()) return;
+    try {
+      showEditor(await api("GET", `/api/kb/articles/${enc(a.id)}`));
+      loadVersions();
+    } catch (_) {
+      /* it is reloaded when next opened */
+    }
+  }
+
+  function openSuggestionsFor(articleId) {
+    $("sugg-article").value = articleId;
+    if ($("sugg-article").value !== articleId) {
+      renderArticleChoices();
+      $("sugg-article").append(el("option", { value: articleId, text: articleId }));
+      $("sugg-article").value = articleId;
+    }
+    $("sugg-status").value = "pending";
+    selectTab("suggestions", true);
   }
 
   /* ---------- synonyms ---------- */
@@ -1214,6 +1499,19 @@
     });
     $("gaps-days").addEventListener("change", loadGaps);
     $("synonyms-form").addEventListener("submit", saveSynonyms);
+    $("suggestions-form").addEventListener("submit", (e) => e.preventDefault());
+    for (const id of ["sugg-article", "sugg-status", "sugg-order"]) {
+      $(id).addEventListener("change", () => {
+        state.selected.clear();
+        loadSuggestions();
+      });
+    }
+    $("sugg-all").addEventListener("change", (e) => selectAll(e.target.checked));
+    $("sugg-accept-selected").addEventListener("click", () => decideOn("accept", [...state.selected]));
+    $("sugg-reject-selected").addEventListener("click", () => decideOn("reject", [...state.selected]));
+    $("suggested-open").addEventListener("click", () => {
+      if (state.article) guardUnsaved(() => openSuggestionsFor(state.article.id));
+    });
     window.addEventListener("beforeunload", (e) => {
       if (isDirty()) e.preventDefault();
     });
