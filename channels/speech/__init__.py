@@ -10,11 +10,14 @@ Every Vosk model is loaded once per process and shared (`channels.speech.models`
 
 from channels.speech.live import VoskLiveSpeech, VoskStream
 from channels.speech.models import load_model, packaged_model_path
+from channels.speech.synthesis import Pyttsx3Speech, SynthesisError
 from channels.speech.transcribe import VoskSpeechToText, decode_pcm
 from channels.speech.vad import Endpointing
 
 __all__ = [
     "Endpointing",
+    "Pyttsx3Speech",
+    "SynthesisError",
     "VoskLiveSpeech",
     "VoskSpeechToText",
     "VoskStream",

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soxr
@@ -32,6 +32,9 @@ from channels.speech.grammar import Word, choose, grammar_phrases
 from channels.speech.models import load_model, packaged_model_path
 from channels.speech.vad import FRAME_MS, Endpointing, Segmenter
 from hub.ports import Heard
+
+if TYPE_CHECKING:
+    from hub.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,16 @@ class VoskLiveSpeech:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="omnihub-live-speech")
         self._count_lock = threading.Lock()
         self._recognisers = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VoskLiveSpeech:
+        """The engine as `speech_models`, `speech_end_silence_ms` and `speech_workers` say."""
+        return cls(
+            settings.speech_models,
+            default_language=settings.speech_default_language,
+            endpointing=Endpointing(end_silence_ms=settings.speech_end_silence_ms),
+            workers=settings.speech_workers,
+        )
 
     def languages(self) -> frozenset[str]:
         """The languages a model is configured for."""
@@ -294,9 +307,7 @@ class VoskStream:
     def _final_text(self) -> tuple[str, float | None]:
         words = [w for w in self._words if not _NOISE_TOKEN.match(w.word)]
         if self._phrases:
-            return choose(
-                words, self._phrases, min_confidence=self._engine.grammar_min_confidence
-            )
+            return choose(words, self._phrases, min_confidence=self._engine.grammar_min_confidence)
         if not words:
             return "", None
         return " ".join(w.word for w in words), round(sum(w.conf for w in words) / len(words), 3)

@@ -17,10 +17,13 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.speech.live import normalise_language
 from hub.calls.audio import resample
+
+if TYPE_CHECKING:
+    from hub.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,16 @@ class Pyttsx3Speech:
         self._dir = tempfile.TemporaryDirectory(prefix="omnihub-tts-")
         self._cache: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
         self._rendering: dict[tuple[str, str, int], asyncio.Future[bytes]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pyttsx3Speech:
+        """The synthesiser as `speech_voices`, `speech_default_language` and
+        `speech_words_per_minute` say."""
+        return cls(
+            settings.speech_voices,
+            default_language=settings.speech_default_language,
+            words_per_minute=settings.speech_words_per_minute,
+        )
 
     def voice_for(self, language: str | None) -> str:
         """The espeak-ng voice that speaks `language` (the default's for an unknown one)."""
@@ -151,7 +164,7 @@ class Pyttsx3Speech:
                 raise SynthesisError(f"pyttsx3 with espeak-ng is unavailable: {exc}") from None
             # The driver announces every saved file with a bare print() on stdout, which is
             # the hub's console; silence it in that module only.
-            espeak_driver.print = lambda *_args, **_kwargs: None  # type: ignore[attr-defined]
+            espeak_driver.print = lambda *_args, **_kwargs: None
             try:
                 self._engine = pyttsx3.init("espeak")
             except RuntimeError as exc:

@@ -50,7 +50,7 @@ class Segmenter:
 
     def __init__(self, sample_rate: int, config: Endpointing):
         if sample_rate not in VAD_RATES:
-            raise ValueError(f"voice-activity detection needs 8, 16, 32 or 48 kHz, not {sample_rate}")
+            raise ValueError(f"the VAD needs 8, 16, 32 or 48 kHz audio, not {sample_rate} Hz")
         self.sample_rate = sample_rate
         self.frame_bytes = sample_rate * FRAME_MS // 1000 * 2
         self.config = config
