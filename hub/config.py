@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     speech_models: dict[str, Path] = {}
     speech_voices: dict[str, str] = {}
     speech_default_language: str = "en"
-    speech_words_per_minute: int = Field(150, ge=80, le=450)
+    speech_words_per_minute: int = Field(140, ge=80, le=450)
     speech_end_silence_ms: int = Field(600, ge=100, le=5000)
     speech_workers: int = Field(2, ge=1, le=64)
 

@@ -7,6 +7,7 @@ folder. Loading is serialised per folder: two calls arriving together wait for o
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
 import threading
@@ -41,6 +42,20 @@ def missing_model_files(folder: Path) -> list[str]:
     return missing
 
 
+def _single_threaded_blas(vosk_init: str) -> None:
+    # libvosk links OpenBLAS statically, and OpenBLAS runs each matrix product on a thread
+    # pool of its own (one thread per core) behind a global lock. Our recognition pool is
+    # already one thread per core, so BLAS threads on top only oversubscribe the cores and
+    # serialise the calls: measured with four calls on two cores, recognitions stalled for
+    # seconds. One BLAS thread per caller (OPENBLAS_NUM_THREADS=1, set here whatever the
+    # import order) keeps each recognition on its own worker thread.
+    try:
+        library = ctypes.CDLL(str(Path(vosk_init).parent / "libvosk.so"))
+        library.goto_set_num_threads(1)
+    except (OSError, AttributeError):  # another build of Vosk: leave its threading alone
+        log.debug("cannot set libvosk's BLAS threads")
+
+
 def load_model(folder: Path) -> Any:
     """The `vosk.Model` of `folder`, loaded on first use and shared afterwards.
 
@@ -60,6 +75,7 @@ def load_model(folder: Path) -> Any:
         import vosk  # imported here: loading the library is only worth it for speech
 
         vosk.SetLogLevel(-2)  # Kaldi's progress lines and warnings are noise in the hub's log
+        _single_threaded_blas(vosk.__file__)
         log.info("loading the speech model from %s", key)
         try:
             model = vosk.Model(str(key))

@@ -52,7 +52,7 @@ class Pyttsx3Speech:
         voices: Mapping[str, str] | None = None,
         *,
         default_language: str = "en",
-        words_per_minute: int = 150,
+        words_per_minute: int = 140,
         max_chars: int = 1000,
         cache_size: int = 128,
     ):
