@@ -82,14 +82,15 @@ async def test_a_wideband_prompt_is_transcribed_whole(tts: Pyttsx3Speech) -> Non
 
 async def test_cached_prompts_are_rendered_once(tts: Pyttsx3Speech) -> None:
     before = tts.renders
+    text = "상담원을 연결합니다"
     first, second = await asyncio.gather(
-        tts.synthesize("상담원을 연결합니다", sample_rate=8000, language="ko", cache=True),
-        tts.synthesize("상담원을 연결합니다", sample_rate=8000, language="ko", cache=True),
+        tts.synthesize(text, sample_rate=8000, language="ko", cache=True),
+        tts.synthesize(text, sample_rate=8000, language="ko", cache=True),
     )
-    again = await tts.synthesize("상담원을  연결합니다 ", sample_rate=8000, language="ko", cache=True)
+    again = await tts.synthesize(f" {text} ", sample_rate=8000, language="ko", cache=True)
     assert first == second == again and tts.renders == before + 1
     # Another rate is another rendering; uncached text is rendered every time.
-    wide = await tts.synthesize("상담원을 연결합니다", sample_rate=16_000, language="ko", cache=True)
+    wide = await tts.synthesize(text, sample_rate=16_000, language="ko", cache=True)
     assert abs(len(wide) - 2 * len(first)) <= 64  # soxr's edges
     await tts.synthesize("Thank you", sample_rate=8000)
     await tts.synthesize("Thank you", sample_rate=8000)
