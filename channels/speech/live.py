@@ -116,8 +116,8 @@ class VoskLiveSpeech:
         """A new recogniser for one caller (see `hub.ports.LiveSpeechToText.stream`).
 
         LookupError for a language without a model, ValueError for an unusable sample rate or
-        grammar. Cheap: the model is loaded (once) and the recogniser built on the first
-        speech, on the pool.
+        grammar. Returns at once: the model is loaded (once) and the recogniser built on the
+        pool, in the background.
         """
         path = self.model_path(language)
         if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
@@ -127,7 +127,7 @@ class VoskLiveSpeech:
 
     @property
     def recognisers(self) -> int:
-        """Kaldi recognisers alive now (one per stream that has heard speech and is open)."""
+        """Kaldi recognisers alive now (one per open stream)."""
         return self._recognisers
 
     async def preload(self) -> None:
@@ -172,10 +172,17 @@ class VoskStream:
         self._lock = asyncio.Lock()
         self._closed = False
         self._recognizer: Any = None
+        self._store_lock = threading.Lock()  # the loop's close() against a worker's build
         self._words: list[Word] = []  # words of the utterance's earlier Vosk segments
         self._since_partial_ms = 0
         self._last_partial = ""
         self.recognised_seconds = 0.0
+        # Build the recogniser now, while the call is being greeted: a free-speech one
+        # takes ~0.2 s (its lookahead graph), which would otherwise delay the first words.
+        try:
+            engine._pool.submit(self._prepare)
+        except RuntimeError:  # the engine is closed: the first feed says so
+            pass
 
     async def feed(self, pcm: bytes) -> list[Heard]:
         """Recognise `pcm` (16-bit mono at `sample_rate`, any length); what was heard."""
@@ -252,9 +259,10 @@ class VoskStream:
                 self._drop_recognizer()
 
     def _drop_recognizer(self) -> None:
-        if self._recognizer is not None:
-            self._recognizer = None
-            self._engine._counted(-1)
+        with self._store_lock:
+            if self._recognizer is not None:
+                self._recognizer = None
+                self._engine._counted(-1)
 
     # --- on the recognition pool ---------------------------------------------------------
 
@@ -290,6 +298,13 @@ class VoskStream:
                 heard.append(Heard("partial", text))
         return heard
 
+    def _prepare(self) -> None:
+        try:
+            if self._recognizer is None and not self._closed:
+                self._new_recognizer()
+        except Exception:  # the first feed tries again and reports it
+            log.exception("cannot build a speech recogniser")
+
     def _new_recognizer(self) -> Any:
         import vosk
 
@@ -300,9 +315,12 @@ class VoskStream:
         else:
             recognizer = vosk.KaldiRecognizer(model, self.rate)
         recognizer.SetWords(True)
-        if not self._closed:  # closed while the model loaded: nothing keeps it
-            self._recognizer = recognizer
-            self._engine._counted(+1)
+        with self._store_lock:
+            if self._recognizer is not None:  # built meanwhile by the other worker
+                return self._recognizer
+            if not self._closed:  # closed while it was built: nothing keeps it
+                self._recognizer = recognizer
+                self._engine._counted(+1)
         return recognizer
 
     def _final_text(self) -> tuple[str, float | None]:

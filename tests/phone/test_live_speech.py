@@ -82,10 +82,9 @@ async def test_silence_and_line_noise_never_reach_the_recogniser(
 ) -> None:
     rng = np.random.default_rng(7)
     hiss = telephone(rng.normal(0, 30, 8000 * 3).astype("<i2").tobytes())  # -60 dBFS line noise
-    before = engine.recognisers
     stream = engine.stream(sample_rate=8000)
     assert await feed_all(stream, silence(2) + hiss) == []
-    assert stream.recognised_seconds == 0 and engine.recognisers == before
+    assert stream.recognised_seconds == 0
     assert await stream.finish() is None
     # The same stream then hears a sentence: only the utterance (with its onset and its
     # trailing silence) is recognised, not the silence around it.
