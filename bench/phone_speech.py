@@ -1,6 +1,7 @@
 """Speech engines of the phone channel: recognition cost and latency, synthesis time.
 
-    .venv/bin/python -m bench.phone_speech [--calls 4] [--rounds 3]
+    .venv/bin/python -m bench.phone_speech [--calls 4] [--rounds 2] [--stagger S]
+        [--end-silence-ms 600]
 
 Calls are simulated by `--calls` concurrent streams fed Korean espeak-ng sentences after a
 G.711 μ-law round trip in 20 ms frames at real-time pace (the way a transport delivers
@@ -18,7 +19,7 @@ import time
 
 import numpy as np
 
-from channels.speech import Pyttsx3Speech, VoskLiveSpeech
+from channels.speech import Endpointing, Pyttsx3Speech, VoskLiveSpeech
 from hub.calls.audio import pcm_to_ulaw, ulaw_to_pcm
 from tests.phone.audio import frames, korean_speech, silence
 
@@ -36,7 +37,10 @@ def last_loud_frame(pcm: bytes) -> int:
     return int(np.nonzero(samples > 1000)[0][-1]) // (RATE // 50)
 
 
-async def call(engine: VoskLiveSpeech, audio: list[bytes], latencies: list[float]) -> None:
+async def call(
+    engine: VoskLiveSpeech, audio: list[bytes], latencies: list[float], delay: float
+) -> None:
+    await asyncio.sleep(delay)
     stream = engine.stream(sample_rate=RATE)
     start = time.perf_counter()
     for utterance in audio:
@@ -47,7 +51,8 @@ async def call(engine: VoskLiveSpeech, audio: list[bytes], latencies: list[float
             start += 0.02
             await asyncio.sleep(max(0.0, start - time.perf_counter()))
             if index == end_frame:
-                spoke_at = time.perf_counter()
+                spoke_at = start  # when the caller's last sound reached the hub
+
             for heard in await stream.feed(frame):
                 if heard.kind == "final":
                     latencies.append(time.perf_counter() - spoke_at)
@@ -63,8 +68,8 @@ def summary(values: list[float]) -> str:
     )
 
 
-async def main(calls: int, rounds: int) -> None:
-    engine = VoskLiveSpeech()
+async def main(calls: int, rounds: int, end_silence_ms: int, stagger: float) -> None:
+    engine = VoskLiveSpeech(endpointing=Endpointing(end_silence_ms=end_silence_ms))
     await engine.preload()
     utterances = [
         ulaw_to_pcm(pcm_to_ulaw(silence(0.5) + korean_speech(s) + silence(1.5))) for s in SENTENCES
@@ -72,9 +77,10 @@ async def main(calls: int, rounds: int) -> None:
     seconds = sum(len(u) for u in utterances) / 2 / RATE
     latencies: list[float] = []
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(call(engine, utterances, latencies) for _ in range(calls)))
+    await asyncio.gather(*(call(engine, utterances, latencies, n * stagger) for n in range(calls)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    print(f"{calls} concurrent calls, {seconds:.1f} s of audio each, fed in real time")
+    print(f"{calls} concurrent calls, {seconds:.1f} s of audio each, fed in real time", end="")
+    print(f", starting {stagger} s apart" if stagger else ", all speaking at once")
     print(f"  wall {wall:.1f} s (real time would be {seconds:.1f} s)")
     print(f"  recognition CPU per call: {cpu / calls / seconds:.3f} s per second of audio")
     print(f"  end of speech -> final result: {summary(latencies)}")
@@ -97,5 +103,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--end-silence-ms", type=int, default=600)
+    parser.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.rounds))
+    asyncio.run(main(args.calls, args.rounds, args.end_silence_ms, args.stagger))
