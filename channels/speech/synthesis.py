@@ -188,8 +188,14 @@ class Pyttsx3Speech:
             raise SynthesisError(f"espeak-ng has no voice {voice!r}: {exc}") from None
         path = Path(self._dir.name) / "utterance.wav"
         path.unlink(missing_ok=True)
-        engine.save_to_file(text, str(path))
-        engine.runAndWait()
+        try:
+            engine.save_to_file(text, str(path))
+            engine.runAndWait()
+        except Exception as exc:  # pyttsx3 raises whatever its driver does
+            # A failed run can leave pyttsx3's loop marked as running; the next request
+            # starts from a fresh engine (espeak-ng itself stays initialised).
+            self._engine = None
+            raise SynthesisError(f"espeak-ng failed on the text: {exc}") from None
         try:
             with wave.open(str(path), "rb") as wav:
                 pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
