@@ -1,5 +1,5 @@
 """The `omnihub` command: serve, db upgrade, agents add, kb import/export/reindex/search,
-simulate, erlang."""
+simulate, erlang, speech install."""
 
 from __future__ import annotations
 
@@ -311,6 +311,39 @@ def _add_kb_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     search.set_defaults(func=_kb_search)
 
 
+def _speech_install(settings: Settings, args: argparse.Namespace) -> int:
+    from channels.speech.install import ModelInstallError, install_model
+
+    dest = Path(args.dest) if args.dest else settings.data_dir / "speech-models"
+    try:
+        installed = install_model(Path(args.path), dest, language=args.language)
+    except ModelInstallError as exc:
+        print(f"omnihub: {exc}", file=sys.stderr)
+        return 1
+    print(f"installed the speech model in {installed.path}")
+    print(f"use it with the setting: {installed.setting()}")
+    if installed.language is None:
+        print("(LL: the model's language, e.g. en or zh; pass --language next time)")
+    return 0
+
+
+def _add_speech_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    speech = sub.add_parser(
+        "speech", help="speech models for calls", description="Speech recognition models."
+    )
+    speech_sub = speech.add_subparsers(dest="speech_command", required=True, metavar="COMMAND")
+    install = speech_sub.add_parser(
+        "install",
+        help="unpack and verify a Vosk model zip",
+        description="Unpack a Vosk model zip (alphacephei.com/vosk/models) safely, check that "
+        "it is a complete model Vosk loads, and print the speech_models setting to use.",
+    )
+    install.add_argument("path", metavar="PATH.zip")
+    install.add_argument("--language", help="the model's language (default: from its name)")
+    install.add_argument("--dest", help="folder to unpack into (default: DATA_DIR/speech-models)")
+    install.set_defaults(func=_speech_install)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omnihub",
@@ -349,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kb_commands(sub)
     add_routing_commands(sub)
     add_phone_commands(sub)
+    _add_speech_commands(sub)
     return parser
 
 

