@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import importlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import aiohttp_cors
 from aiohttp import web
@@ -254,7 +254,7 @@ def _call_controller(
     """The phone line's call controller when `channels.voice` is configured, else None."""
     if VOICE not in settings.channels:
         return None
-    stt, tts = speech if speech is not None else _speech_engines()
+    stt, tts = speech if speech is not None else _speech_engines(settings)
     return CallController(
         store=store,
         conversations=service,
@@ -266,28 +266,33 @@ def _call_controller(
     )
 
 
-def _speech_engines() -> tuple[LiveSpeechToText, TextToSpeech]:
-    """The bundled live engines (Vosk, pyttsx3 over espeak-ng) with their defaults."""
-    # Looked up by name: the engines are built in parallel (channels/speech); once merged this
-    # becomes a plain `from channels.speech import Pyttsx3Speech, VoskLiveSpeech`.
-    module = importlib.import_module("channels.speech")
-    try:
-        stt_cls, tts_cls = module.VoskLiveSpeech, module.Pyttsx3Speech
-    except AttributeError:
-        raise ConfigError(
-            "channels.voice: this build has no live speech engines (channels.speech "
-            "VoskLiveSpeech, Pyttsx3Speech)"
-        ) from None
-    stt: LiveSpeechToText = stt_cls()
-    tts: TextToSpeech = tts_cls()
-    return stt, tts
+def _speech_engines(settings: Settings) -> tuple[LiveSpeechToText, TextToSpeech]:
+    """The bundled live engines (Vosk, pyttsx3 over espeak-ng) as the speech settings say."""
+    from channels.speech import Pyttsx3Speech, VoskLiveSpeech  # loads vosk: phone hubs only
+
+    return VoskLiveSpeech.from_settings(settings), Pyttsx3Speech.from_settings(settings)
+
+
+@runtime_checkable
+class SpeechEngine(Protocol):
+    """What the bundled speech engines add to their ports: loading up front, and closing."""
+
+    async def preload(self) -> None: ...
+    def close(self) -> None: ...
 
 
 def _calls(calls: CallController, bus: EventBus):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        engines = [calls.stt, calls.tts]
+        for engine in engines:  # models and voices loaded now, not on the first caller's words
+            if isinstance(engine, SpeechEngine):
+                await engine.preload()
         calls.follow(bus)
         yield
         await calls.close()
+        for engine in engines:
+            if isinstance(engine, SpeechEngine):
+                engine.close()
 
     return ctx
 
