@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from channels.phone.sip import SipTransport
@@ -52,6 +53,15 @@ def wav_bytes(pcm: bytes, rate: int = 8000) -> bytes:
         w.setframerate(rate)
         w.writeframes(pcm)
     return out.getvalue()
+
+
+def speech_only(pcm: bytes) -> bytes:
+    """`pcm` from a little before its first loud sample (what baresip heard before the hub
+    spoke is seconds of silence, which only slows the recogniser down)."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 1000)
+    start = max(0, int(loud[0]) - 1600) if loud.size else 0
+    return samples[start:].tobytes()
 
 
 def transport(**options: Any) -> SipTransport:
@@ -241,10 +251,12 @@ async def test_baresip_call_keys_speech_both_ways_and_hang_up_from_either_side(
 ) -> None:
     speech = korean_speech(CALLER_SAYS)
     microphone = tmp_path / "mic.wav"
-    # baresip hangs up when its aufile source ends: a minute of silence after the words
-    microphone.write_bytes(wav_bytes(speech + bytes(8000 * 2 * 60)))
+    # baresip hangs up when its aufile source ends: silence after the words keeps it on the
+    # line (long enough for a slow run; longer files delay its start while aufile loads them)
+    microphone.write_bytes(wav_bytes(speech + bytes(8000 * 2 * 25)))
     handler = Handler(answer_after=3, hang_up=True)
     stt = VoskSpeechToText()
+    loading = asyncio.create_task(stt.preload())  # a model load of seconds, meanwhile
     try:
         async with running(transport(), handler) as sip:
             async with Baresip(tmp_path / "first", microphone) as phone:
@@ -264,8 +276,10 @@ async def test_baresip_call_keys_speech_both_ways_and_hang_up_from_either_side(
             assert record.played is True
             assert record.hang_up == HangUp(by="hub", reason="hang up")
             assert not sip.calls
-            assert "얼마 예요" in await stt.transcribe(wav_bytes(bytes(record.audio)))
-            assert "얼마나" in await stt.transcribe(wav_bytes(phone.heard()))
+            await loading
+            said = bytes(record.audio[: 2 * (len(speech) + 8000)])
+            assert "얼마 예요" in await stt.transcribe(wav_bytes(said))
+            assert "얼마나" in await stt.transcribe(wav_bytes(speech_only(phone.heard())))
 
             async with Baresip(tmp_path / "second", microphone) as phone:
                 await phone.command("dial", f"sip:1234@127.0.0.1:{sip.port}")
@@ -277,4 +291,168 @@ async def test_baresip_call_keys_speech_both_ways_and_hang_up_from_either_side(
             assert record.hang_up == HangUp(by="caller", reason="BYE")
             assert not sip.calls
     finally:
+        await asyncio.gather(loading, return_exceptions=True)
         stt.close()
+
+
+class RawPeer(asyncio.DatagramProtocol):
+    """A hand-made SIP peer on a UDP socket, for what no well-behaved phone sends."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[str] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait(data.decode())
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def bound(cls, host: str = "127.0.0.1") -> AsyncIterator[RawPeer]:
+        transport, peer = await asyncio.get_running_loop().create_datagram_endpoint(
+            cls, local_addr=(host, 0))
+        try:
+            yield peer
+        finally:
+            transport.close()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def send(self, text: str | bytes, port: int) -> None:
+        assert self.transport is not None
+        data = text.encode() if isinstance(text, str) else text
+        self.transport.sendto(data, ("127.0.0.1", port))
+
+    def request(self, method: str, port: int, call_id: str, *, cseq: int = 1,
+                to_tag: str = "", body: str = "", content_type: str = "application/sdp",
+                drop: str = "") -> None:
+        host, own = self.address
+        headers = {
+            "Via": f"SIP/2.0/UDP {host}:{own};branch=z9hG4bK{call_id}{cseq}{method}",
+            "Max-Forwards": "70",
+            "From": f"<sip:{CALLER}@{host}:{own}>;tag=raw{call_id}",
+            "To": f"<sip:5678@127.0.0.1:{port}>" + (f";tag={to_tag}" if to_tag else ""),
+            "Call-ID": call_id,
+            "CSeq": f"{cseq} {method}",
+            "Contact": f"<sip:{CALLER}@{host}:{own}>",
+        }
+        if body:
+            headers["Content-Type"] = content_type
+        headers["Content-Length"] = str(len(body.encode()))
+        lines = [f"{method} sip:5678@127.0.0.1:{port} SIP/2.0"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k != drop]
+        self.send("\r\n".join(lines) + "\r\n\r\n" + body, port)
+
+    async def response(self) -> str:
+        """The next SIP message the hub sent this peer."""
+        return await asyncio.wait_for(self.received.get(), WAIT)
+
+
+def offer(rtp_port: int, *codecs: str) -> str:
+    """An SDP offer of `codecs` ("97 speex/8000" or "0 PCMU/8000") on `rtp_port`."""
+    formats = " ".join(c.split()[0] for c in codecs)
+    return "\r\n".join([
+        "v=0", "o=raw 1 1 IN IP4 127.0.0.1", "s=raw", "c=IN IP4 127.0.0.1", "t=0 0",
+        f"m=audio {rtp_port} RTP/AVP {formats}",
+        *(f"a=rtpmap:{c}" for c in codecs), "a=sendrecv", "",
+    ])
+
+
+def status(message: str) -> str:
+    return message.split("\r\n", 1)[0]
+
+
+def header(message: str, name: str) -> str:
+    for line in message.split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    raise AssertionError(f"no {name} in {message!r}")
+
+
+async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="channels.phone")
+    microphone = tmp_path / "mic.wav"
+    microphone.write_bytes(wav_bytes(korean_speech(CALLER_SAYS) + bytes(8000 * 2 * 25)))
+    handler = Handler()
+    options = {"max_calls": 2, "rtp_timeout_s": 2, "allowed_networks": ["127.0.0.1/32"]}
+    sip = transport(**options)
+    async with running(sip, handler), Baresip(tmp_path / "phone", microphone) as phone, \
+            contextlib.AsyncExitStack() as peers:
+        await phone.command("dial", f"sip:1234@127.0.0.1:{sip.port}")
+        await phone.event("CALL_ESTABLISHED")
+        ongoing = await asyncio.wait_for(handler.calls.get(), WAIT)
+        raw = await peers.enter_async_context(RawPeer.bound())
+
+        raw.send(b"\x00\xff\xfe not SIP at all \x80", sip.port)  # malformed: logged, dropped
+        raw.send("OPTIONS sip:hub SIP/2.0\r\nVia: x\r\nno colon here\r\n\r\n", sip.port)
+        raw.request("OPTIONS", sip.port, "keepalive")  # a trunk's keepalive
+        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        raw.request("INVITE", sip.port, "no-cseq", body=offer(5000, "0 PCMU/8000"), drop="CSeq")
+        assert status(await raw.response()) == "SIP/2.0 400 Bad Request"
+        raw.request("INVITE", sip.port, "speex", body=offer(5000, "97 speex/8000"))
+        answer = await raw.response()
+        assert status(answer) == "SIP/2.0 488 Not Acceptable Here"
+        raw.request("INVITE", sip.port, "bad-sdp", body="v=0\r\nthis is not sdp\r\n")
+        assert status(await raw.response()) == "SIP/2.0 488 Not Acceptable Here"
+        raw.request("BYE", sip.port, "never-was", to_tag="x")
+        assert status(await raw.response()) == "SIP/2.0 481 Call/Transaction Does Not Exist"
+        raw.request("REGISTER", sip.port, "register")
+        assert status(await raw.response()) == "SIP/2.0 405 Method Not Allowed"
+
+        stranger = await peers.enter_async_context(RawPeer.bound("127.0.0.2"))  # outside allowed_networks
+        stranger.request("INVITE", sip.port, "stranger", body=offer(5000, "0 PCMU/8000"))
+        assert status(await stranger.response()) == "SIP/2.0 403 Forbidden"
+
+        # A call that sends no audio: answered, keys by SIP INFO, then ended by the watchdog
+        # with a BYE; a third call meanwhile is busy (max_calls 2).
+        raw.request("INVITE", sip.port, "silent", body=offer(5002, "0 PCMU/8000",
+                                                            "101 telephone-event/8000"))
+        ok = await raw.response()
+        assert status(ok) == "SIP/2.0 200 OK"
+        assert "a=rtpmap:0 PCMU/8000" in ok and "a=rtpmap:101 telephone-event/8000" in ok
+        tag = header(ok, "To").rsplit("tag=", 1)[1]
+        raw.request("ACK", sip.port, "silent", to_tag=tag)
+        silent = await asyncio.wait_for(handler.calls.get(), WAIT)
+        raw.request("INFO", sip.port, "silent", cseq=2, to_tag=tag,
+                    body="Signal=7\r\nDuration=160\r\n", content_type="application/dtmf-relay")
+        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        third = await peers.enter_async_context(RawPeer.bound())
+        third.request("INVITE", sip.port, "third", body=offer(5004, "0 PCMU/8000"))
+        assert status(await third.response()) == "SIP/2.0 486 Busy Here"
+        bye = await raw.response()  # no RTP for rtp_timeout_s
+        assert bye.startswith("BYE sip:") and header(bye, "Call-ID") == "silent"
+        await asyncio.wait_for(silent.ended.wait(), WAIT)
+        assert silent.digits == "7"
+        assert silent.hang_up is not None and silent.hang_up.by == "error"
+        assert "no audio" in silent.hang_up.reason
+
+        # CANCEL of a call just answered ends it as the caller's
+        raw.request("INVITE", sip.port, "cancelled", body=offer(5006, "0 PCMU/8000"))
+        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        cancelled = await asyncio.wait_for(handler.calls.get(), WAIT)
+        raw.request("CANCEL", sip.port, "cancelled")
+        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        await asyncio.wait_for(cancelled.ended.wait(), WAIT)
+        assert cancelled.hang_up == HangUp(by="caller", reason="CANCEL")
+
+        # all along, baresip's call went on: its audio still arrives, then its BYE ends it
+        await asyncio.wait_for(ongoing.heard(len(ongoing.audio) // 2 + 8000), WAIT)
+        assert ongoing.hang_up is None
+        await phone.command("hangup")
+        await asyncio.wait_for(ongoing.ended.wait(), WAIT)
+        assert ongoing.hang_up == HangUp(by="caller", reason="BYE")
+        assert not sip.calls
+    logged = caplog.text
+    assert "malformed SIP message from 127.0.0.1" in logged
+    assert "no codec we speak offered (speex/8000)" in logged
+    assert "SIP INVITE from 127.0.0.2 refused" in logged
+    assert "missing cseq" in logged
