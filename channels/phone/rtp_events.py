@@ -55,12 +55,21 @@ def parse_rtp(data: bytes) -> RtpPacket | None:
     return RtpPacket(second & 0x7F, bool(second & 0x80), sequence, timestamp, ssrc, data[start:end])
 
 
-def build_rtp(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes,
-              *, marker: bool = False) -> bytes:
+def build_rtp(
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes,
+    *,
+    marker: bool = False,
+) -> bytes:
     """One RTP version 2 packet with no CSRCs, extension or padding."""
     second = (0x80 if marker else 0) | (payload_type & 0x7F)
-    return struct.pack("!BBHII", 0x80, second, sequence & 0xFFFF, timestamp & 0xFFFFFFFF,
-                       ssrc) + payload
+    return (
+        struct.pack("!BBHII", 0x80, second, sequence & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
+        + payload
+    )
 
 
 class DtmfEvents:
@@ -108,7 +117,7 @@ def dtmf_relay_digit(content_type: str, body: str) -> str | None:
     return value if len(value) == 1 and value in EVENT_DIGITS else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Media:
     """One `m=` line of an offer, with the attributes that follow it."""
 
@@ -139,11 +148,24 @@ class SdpOffer:
         return self.audio.direction in ("sendrecv", "sendonly") and self.port != 0
 
 
+def _connection_address(value: str, line: str) -> str:
+    parts = value.split()
+    if len(parts) < 3 or parts[1] != "IP4":
+        raise SdpError(f"only IPv4 connections are supported: {line[:60]!r}")
+    address = parts[2].split("/")[0]
+    try:
+        IPv4Address(address)
+    except ValueError:
+        raise SdpError(f"bad connection address: {address[:40]!r}") from None
+    return address
+
+
 def parse_offer(body: str) -> SdpOffer:
     """Read an SDP offer; SdpError says what is wrong with it."""
     session_address: str | None = None
     session_direction = "sendrecv"
-    media: list[dict[str, object]] = []
+    media: list[Media] = []
+    directions: list[str | None] = []  # a stream's own a=sendonly etc., else the session's
     for raw in body.splitlines():
         line = raw.strip()
         if not line:
@@ -156,42 +178,30 @@ def parse_offer(body: str) -> SdpOffer:
             parts = value.split()
             if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
                 raise SdpError(f"bad media line: {line[:60]!r}")
-            media.append({"kind": parts[0], "port": int(parts[1].split("/")[0]),
-                          "proto": parts[2], "formats": tuple(parts[3:]), "rtpmap": {}})
+            port = int(parts[1].split("/")[0])
+            media.append(Media(parts[0], port, parts[2], tuple(parts[3:])))
+            directions.append(None)
         elif key == "c":
-            parts = value.split()
-            if len(parts) < 3 or parts[1] != "IP4":
-                raise SdpError(f"only IPv4 connections are supported: {line[:60]!r}")
-            address = parts[2].split("/")[0]
-            try:
-                IPv4Address(address)
-            except ValueError:
-                raise SdpError(f"bad connection address: {address[:40]!r}") from None
+            address = _connection_address(value, line)
             if current is None:
                 session_address = address
             else:
-                current["address"] = address
+                current.address = address
         elif key == "a":
             name, _, attr = value.partition(":")
             if name in ("sendrecv", "sendonly", "recvonly", "inactive"):
                 if current is None:
                     session_direction = name
                 else:
-                    current["direction"] = name
+                    directions[-1] = name
             elif name == "rtpmap" and current is not None:
                 pt, _, codec = attr.partition(" ")
                 if not pt.isdigit() or not codec:
                     raise SdpError(f"bad rtpmap: {line[:60]!r}")
-                rtpmap = current["rtpmap"]
-                assert isinstance(rtpmap, dict)
-                rtpmap[int(pt)] = codec.strip().lower()
-    parsed = tuple(
-        Media(kind=str(m["kind"]), port=int(str(m["port"])), proto=str(m["proto"]),
-              formats=m["formats"], address=m.get("address"),  # type: ignore[arg-type]
-              rtpmap=m["rtpmap"],  # type: ignore[arg-type]
-              direction=str(m.get("direction", session_direction)))
-        for m in media
-    )
+                current.rtpmap[int(pt)] = codec.strip().lower()
+    for stream, direction in zip(media, directions, strict=True):
+        stream.direction = direction or session_direction
+    parsed = tuple(media)
     audio = next((m for m in parsed if m.kind == "audio"), None)
     if audio is None:
         raise SdpError("no audio stream offered")
@@ -207,20 +217,32 @@ def parse_offer(body: str) -> SdpOffer:
 
     names = {fmt: encoding(fmt) for fmt in audio.formats}
     pcmu = next((int(f) for f, n in names.items() if n.startswith("pcmu/8000")), None)
-    events = next((int(f) for f, n in names.items() if n.startswith("telephone-event/8000")),
-                  None)
-    return SdpOffer(address=where, port=audio.port, media=parsed, audio=audio, pcmu=pcmu,
-                    telephone_event=events, codecs=tuple(names.values()))
+    events = next((int(f) for f, n in names.items() if n.startswith("telephone-event/8000")), None)
+    return SdpOffer(
+        address=where,
+        port=audio.port,
+        media=parsed,
+        audio=audio,
+        pcmu=pcmu,
+        telephone_event=events,
+        codecs=tuple(names.values()),
+    )
 
 
 def answer_sdp(offer: SdpOffer, *, host: str, port: int, session_id: int, version: int) -> str:
     """Our answer (RFC 3264): PCMU and, when offered, telephone-event on the audio stream;
     every other stream refused with port 0, as many `m=` lines as the offer had."""
     assert offer.pcmu is not None
-    direction = {"sendonly": "recvonly", "recvonly": "sendonly",
-                 "inactive": "inactive"}.get(offer.audio.direction, "sendrecv")
-    lines = ["v=0", f"o=omnihub {session_id} {version} IN IP4 {host}", "s=omnihub",
-             f"c=IN IP4 {host}", "t=0 0"]
+    direction = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}.get(
+        offer.audio.direction, "sendrecv"
+    )
+    lines = [
+        "v=0",
+        f"o=omnihub {session_id} {version} IN IP4 {host}",
+        "s=omnihub",
+        f"c=IN IP4 {host}",
+        "t=0 0",
+    ]
     for media in offer.media:
         if media is not offer.audio:
             lines.append(f"m={media.kind} 0 {media.proto} {media.formats[0]}")
@@ -228,10 +250,11 @@ def answer_sdp(offer: SdpOffer, *, host: str, port: int, session_id: int, versio
         formats = [str(offer.pcmu)]
         if offer.telephone_event is not None:
             formats.append(str(offer.telephone_event))
-        lines += [f"m=audio {port} RTP/AVP {' '.join(formats)}",
-                  f"a=rtpmap:{offer.pcmu} PCMU/8000"]
+        lines += [f"m=audio {port} RTP/AVP {' '.join(formats)}", f"a=rtpmap:{offer.pcmu} PCMU/8000"]
         if offer.telephone_event is not None:
-            lines += [f"a=rtpmap:{offer.telephone_event} telephone-event/8000",
-                      f"a=fmtp:{offer.telephone_event} 0-15"]
+            lines += [
+                f"a=rtpmap:{offer.telephone_event} telephone-event/8000",
+                f"a=fmtp:{offer.telephone_event} 0-15",
+            ]
         lines += ["a=ptime:20", f"a={direction}"]
     return "\r\n".join(lines) + "\r\n"

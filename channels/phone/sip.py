@@ -58,7 +58,8 @@ class SipOptions(BaseModel):
     rtp_port_max: int = Field(20000, ge=1024, le=65534)
     # Who may call: the trunk's or PBX's addresses. Others get 403.
     allowed_networks: list[IPv4Network | IPv6Network] = Field(
-        default_factory=lambda: _LOOPBACK.copy())
+        default_factory=lambda: _LOOPBACK.copy()
+    )
     max_calls: int = Field(20, ge=1)
     rtp_timeout_s: float = Field(30.0, gt=0)  # no RTP for this long: the caller is gone
     user: str = Field("omnihub", pattern=r"^[A-Za-z0-9._+-]+$")  # our Contact's user part
@@ -124,8 +125,14 @@ class _SipProtocol(SipDatagramProtocol):
     """voip-utils' SIP server with the hub's checks before it and its answers after."""
 
     def __init__(self, owner: SipTransport) -> None:
-        super().__init__(SdpInfo(username=owner.options.user, id=secrets.randbelow(1 << 31),
-                                 session_name="omnihub", version="1"))
+        super().__init__(
+            SdpInfo(
+                username=owner.options.user,
+                id=secrets.randbelow(1 << 31),
+                session_name="omnihub",
+                version="1",
+            )
+        )
         self.owner = owner
         self._pending: tuple[str, SipMessage, SdpOffer, socket.socket, tuple[str, int]] | None
         self._pending = None
@@ -136,16 +143,32 @@ class _SipProtocol(SipDatagramProtocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data.encode(), addr)
 
-    def respond(self, text: str, msg: SipMessage, addr: tuple[str, int], code: int,
-                reason: str, *, to_tag: str | None = None, extra: Sequence[str] = (),
-                body: str = "", content_type: str = "application/sdp") -> str:
+    def respond(
+        self,
+        text: str,
+        msg: SipMessage,
+        addr: tuple[str, int],
+        code: int,
+        reason: str,
+        *,
+        to_tag: str | None = None,
+        extra: Sequence[str] = (),
+        body: str = "",
+        content_type: str = "application/sdp",
+    ) -> str:
         to = msg.headers.get("to", "")
         if to_tag and _tag(to) is None:
             to = f"{to};tag={to_tag}"
-        lines = [f"SIP/2.0 {code} {reason}", *_header_lines(text, "via"),
-                 f"From: {msg.headers.get('from', '')}", f"To: {to}",
-                 f"Call-ID: {msg.headers.get('call-id', '')}",
-                 f"CSeq: {msg.headers.get('cseq', '')}", "Server: omnihub", *extra]
+        lines = [
+            f"SIP/2.0 {code} {reason}",
+            *_header_lines(text, "via"),
+            f"From: {msg.headers.get('from', '')}",
+            f"To: {to}",
+            f"Call-ID: {msg.headers.get('call-id', '')}",
+            f"CSeq: {msg.headers.get('cseq', '')}",
+            "Server: omnihub",
+            *extra,
+        ]
         if body:
             lines.append(f"Content-Type: {content_type}")
         lines.append(f"Content-Length: {len(body.encode())}")
@@ -176,15 +199,23 @@ class _SipProtocol(SipDatagramProtocol):
             return
         method = msg.method.upper()
         if not self.owner.allowed(addr[0]):
-            log.warning("SIP %s from %s refused: not in channels.voice.sip.allowed_networks",
-                        method, addr[0])
+            log.warning(
+                "SIP %s from %s refused: not in channels.voice.sip.allowed_networks",
+                method,
+                addr[0],
+            )
             if method != "ACK":
                 self.respond(text, msg, addr, 403, "Forbidden")
             return
         missing = [h for h in ("via", "from", "to", "call-id", "cseq") if h not in msg.headers]
         if missing:
-            log.warning("malformed SIP %s from %s:%s: missing %s", method, addr[0], addr[1],
-                        ", ".join(missing))
+            log.warning(
+                "malformed SIP %s from %s:%s: missing %s",
+                method,
+                addr[0],
+                addr[1],
+                ", ".join(missing),
+            )
             if method != "ACK" and "via" in msg.headers:
                 self.respond(text, msg, addr, 400, "Bad Request")
             return
@@ -195,26 +226,31 @@ class _SipProtocol(SipDatagramProtocol):
             return
         handler(text, msg, addr, call, data)
 
-    def _on_options(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                    call: SipCall | None, data: bytes) -> None:
-        self.respond(text, msg, addr, 200, "OK",
-                     extra=[f"Allow: {ALLOW}", "Accept: application/sdp"])
+    def _on_options(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
+    ) -> None:
+        self.respond(
+            text, msg, addr, 200, "OK", extra=[f"Allow: {ALLOW}", "Accept: application/sdp"]
+        )
 
-    def _on_ack(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                call: SipCall | None, data: bytes) -> None:
+    def _on_ack(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
+    ) -> None:
         if call is not None:
             call.acked()
 
-    def _on_bye(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                call: SipCall | None, data: bytes) -> None:
+    def _on_bye(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
+    ) -> None:
         if call is None:
             self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
             return
         # voip-utils answers the BYE with 200 OK and calls on_hangup.
         super().datagram_received(data, addr)
 
-    def _on_cancel(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                   call: SipCall | None, data: bytes) -> None:
+    def _on_cancel(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
+    ) -> None:
         if call is None:
             self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
             return
@@ -223,8 +259,9 @@ class _SipProtocol(SipDatagramProtocol):
         self.respond(text, msg, addr, 200, "OK")
         call.end("caller", "CANCEL")
 
-    def _on_info(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                 call: SipCall | None, data: bytes) -> None:
+    def _on_info(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
+    ) -> None:
         if call is None:
             self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
             return
@@ -232,14 +269,21 @@ class _SipProtocol(SipDatagramProtocol):
         if msg.body.strip():
             digit = dtmf_relay_digit(content_type, msg.body)
             if digit is None:
-                self.respond(text, msg, addr, 415, "Unsupported Media Type",
-                             extra=["Accept: application/dtmf-relay, application/dtmf"])
+                self.respond(
+                    text,
+                    msg,
+                    addr,
+                    415,
+                    "Unsupported Media Type",
+                    extra=["Accept: application/dtmf-relay, application/dtmf"],
+                )
                 return
             call.dtmf(digit)
         self.respond(text, msg, addr, 200, "OK")
 
-    def _on_invite(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                   call: SipCall | None, data: bytes) -> None:
+    def _on_invite(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
+    ) -> None:
         call_id = msg.headers["call-id"]
         if call is not None:
             if _tag(msg.headers["to"]) is None:  # our 200 OK was lost: the INVITE again
@@ -254,8 +298,12 @@ class _SipProtocol(SipDatagramProtocol):
             self.respond(text, msg, addr, 503, "Service Unavailable")
             return
         if len(self.owner.calls) >= self.owner.options.max_calls:
-            log.warning("SIP call %s from %s refused: %d calls already (max_calls)",
-                        call_id, addr[0], len(self.owner.calls))
+            log.warning(
+                "SIP call %s from %s refused: %d calls already (max_calls)",
+                call_id,
+                addr[0],
+                len(self.owner.calls),
+            )
             self.respond(text, msg, addr, 486, "Busy Here")
             return
         offer = self._offer(text, msg, addr, call_id)
@@ -263,8 +311,9 @@ class _SipProtocol(SipDatagramProtocol):
             return
         sock = self.owner.rtp_ports.bind()
         if sock is None:
-            log.error("SIP call %s refused: no free RTP port in channels.voice.sip's range",
-                      call_id)
+            log.error(
+                "SIP call %s refused: no free RTP port in channels.voice.sip's range", call_id
+            )
             self.respond(text, msg, addr, 503, "Service Unavailable")
             return
         self._pending = (text, msg, offer, sock, addr)
@@ -274,32 +323,45 @@ class _SipProtocol(SipDatagramProtocol):
             if self._pending is not None:  # voip-utils could not read it: it logged why
                 self._pending = None
                 sock.close()
-                log.warning("SIP call %s from %s refused: its INVITE could not be read",
-                            call_id, addr[0])
+                log.warning(
+                    "SIP call %s from %s refused: its INVITE could not be read", call_id, addr[0]
+                )
                 self.respond(text, msg, addr, 400, "Bad Request")
 
-    def _offer(self, text: str, msg: SipMessage, addr: tuple[str, int],
-               call_id: str) -> SdpOffer | None:
+    def _offer(
+        self, text: str, msg: SipMessage, addr: tuple[str, int], call_id: str
+    ) -> SdpOffer | None:
         """The INVITE's SDP offer if it has PCMU, else None after a 488 and a log line."""
         try:
             offer = parse_offer(msg.body)
         except SdpError as exc:
-            log.warning("SIP call %s from %s refused: unreadable SDP offer (%s)",
-                        call_id, addr[0], exc)
-            self.respond(text, msg, addr, 488, "Not Acceptable Here",
-                         extra=[f'Warning: 399 omnihub "{exc}"'])
+            log.warning(
+                "SIP call %s from %s refused: unreadable SDP offer (%s)", call_id, addr[0], exc
+            )
+            self.respond(
+                text, msg, addr, 488, "Not Acceptable Here", extra=[f'Warning: 399 omnihub "{exc}"']
+            )
             return None
         if offer.pcmu is None:
-            log.warning("SIP call %s from %s refused: no codec we speak offered (%s); "
-                        "the hub takes PCMU/8000", call_id, addr[0], ", ".join(offer.codecs))
-            self.respond(text, msg, addr, 488, "Not Acceptable Here",
-                         extra=['Warning: 305 omnihub "Incompatible media format: '
-                                'offer PCMU"'])
+            log.warning(
+                "SIP call %s from %s refused: no codec we speak offered (%s); "
+                "the hub takes PCMU/8000",
+                call_id,
+                addr[0],
+                ", ".join(offer.codecs),
+            )
+            self.respond(
+                text,
+                msg,
+                addr,
+                488,
+                "Not Acceptable Here",
+                extra=['Warning: 305 omnihub "Incompatible media format: offer PCMU"'],
+            )
             return None
         return offer
 
-    def _reinvite(self, text: str, msg: SipMessage, addr: tuple[str, int],
-                  call: SipCall) -> None:
+    def _reinvite(self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall) -> None:
         if not msg.body.strip():  # an offerless re-INVITE: our answer becomes the offer
             offer: SdpOffer | None = call.offer
         else:
@@ -334,8 +396,9 @@ class SipTransport:
         self.ctx = ctx
         self.calls: dict[str, SipCall] = {}  # by SIP Call-ID
         self._dialogs: dict[str, _Dialog] = {}
-        self.rtp_ports = _RtpPorts(str(self.options.host), self.options.rtp_port_min,
-                                   self.options.rtp_port_max)
+        self.rtp_ports = _RtpPorts(
+            str(self.options.host), self.options.rtp_port_min, self.options.rtp_port_max
+        )
         self.closing = False
         self._protocol: _SipProtocol | None = None
         self._handler: CallHandler | None = None
@@ -359,7 +422,8 @@ class SipTransport:
         self._handler = handler
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(
-            lambda: _SipProtocol(self), local_addr=(str(self.options.host), self.options.port))
+            lambda: _SipProtocol(self), local_addr=(str(self.options.host), self.options.port)
+        )
         self._protocol = protocol
         log.info("SIP listening on udp %s:%d", self.options.host, self.port)
 
@@ -386,8 +450,15 @@ class SipTransport:
             local: str = probe.getsockname()[0]
             return local
 
-    def accept(self, sip: SipCallInfo, text: str, msg: SipMessage, offer: SdpOffer,
-               sock: socket.socket, addr: tuple[str, int]) -> None:
+    def accept(
+        self,
+        sip: SipCallInfo,
+        text: str,
+        msg: SipMessage,
+        offer: SdpOffer,
+        sock: socket.socket,
+        addr: tuple[str, int],
+    ) -> None:
         """Build the call for an INVITE voip-utils read, answer it, run the handler."""
         assert self._protocol is not None and self._handler is not None
         protocol = self._protocol
@@ -400,10 +471,13 @@ class SipTransport:
         params = {h: msg.headers[h] for h in _PARAM_HEADERS if h in msg.headers}
         params["source"] = f"{addr[0]}:{addr[1]}"
         info = CallInfo(
-            call_id=f"sip:{call_id}", transport="sip",
+            call_id=f"sip:{call_id}",
+            transport="sip",
             caller=caller_user if _E164.match(caller_user) else sip.caller_endpoint.uri,
-            dialled=dialled or (sip.local_endpoint.username or ""), sample_rate=8000,
-            params=params)
+            dialled=dialled or (sip.local_endpoint.username or ""),
+            sample_rate=8000,
+            params=params,
+        )
         # Our BYE goes to the caller's Contact with its From tag; voip-utils' hang_up() sends
         # a Via without a branch and no Max-Forwards, which RFC 3261 phones reject.
         remote_target = contact.uri
@@ -414,43 +488,83 @@ class SipTransport:
 
         def send_bye() -> None:
             dialog.cseq += 1
-            protocol.send("\r\n".join([
-                f"BYE {remote_target} SIP/2.0",
-                f"Via: SIP/2.0/UDP {host}:{self.port};branch=z9hG4bK{secrets.token_hex(8)};rport",
-                "Max-Forwards: 70",
-                f"From: <sip:{self.options.user}@{host}:{self.port}>;tag={local_tag}",
-                f"To: {msg.headers['from']}",
-                f"Call-ID: {call_id}",
-                f"CSeq: {dialog.cseq} BYE",
-                "User-Agent: omnihub",
-                "Content-Length: 0",
-                "", "",
-            ]), addr)
+            branch = f"z9hG4bK{secrets.token_hex(8)}"  # RFC 3261's magic cookie
+            protocol.send(
+                "\r\n".join(
+                    [
+                        f"BYE {remote_target} SIP/2.0",
+                        f"Via: SIP/2.0/UDP {host}:{self.port};rport;branch={branch}",
+                        "Max-Forwards: 70",
+                        f"From: <sip:{self.options.user}@{host}:{self.port}>;tag={local_tag}",
+                        f"To: {msg.headers['from']}",
+                        f"Call-ID: {call_id}",
+                        f"CSeq: {dialog.cseq} BYE",
+                        "User-Agent: omnihub",
+                        "Content-Length: 0",
+                        "",
+                        "",
+                    ]
+                ),
+                addr,
+            )
 
-        call = SipCall(info, offer, sock, signalling_peer=addr[0],
-                       rtp_timeout_s=self.options.rtp_timeout_s, send_ok=send_ok,
-                       send_bye=send_bye, on_closed=self._closed)
+        call = SipCall(
+            info,
+            offer,
+            sock,
+            signalling_peer=addr[0],
+            rtp_timeout_s=self.options.rtp_timeout_s,
+            send_ok=send_ok,
+            send_bye=send_bye,
+            on_closed=self._closed,
+        )
         self.calls[call_id] = call
         self._dialogs[call_id] = dialog
         self.answer(call, text, msg, addr, renegotiated=False)
-        log.info("SIP call %s from %s (%s) answered on RTP port %d", call_id, info.caller,
-                 addr[0], call.rtp_port)
+        log.info(
+            "SIP call %s from %s (%s) answered on RTP port %d",
+            call_id,
+            info.caller,
+            addr[0],
+            call.rtp_port,
+        )
         task = asyncio.create_task(self._run(call), name=f"sip call {call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def answer(self, call: SipCall, text: str, msg: SipMessage, addr: tuple[str, int], *,
-               renegotiated: bool) -> None:
+    def answer(
+        self,
+        call: SipCall,
+        text: str,
+        msg: SipMessage,
+        addr: tuple[str, int],
+        *,
+        renegotiated: bool,
+    ) -> None:
         assert self._protocol is not None
         dialog = self._dialogs[call.info.call_id.removeprefix("sip:")]
         if renegotiated:
             dialog.sdp_version += 1
-        body = answer_sdp(call.offer, host=dialog.host, port=call.rtp_port,
-                          session_id=dialog.session_id, version=dialog.sdp_version)
+        body = answer_sdp(
+            call.offer,
+            host=dialog.host,
+            port=call.rtp_port,
+            session_id=dialog.session_id,
+            version=dialog.sdp_version,
+        )
         dialog.answer = self._protocol.respond(
-            text, msg, addr, 200, "OK", to_tag=dialog.local_tag, body=body,
-            extra=[f"Contact: <sip:{self.options.user}@{dialog.host}:{self.port}>",
-                   f"Allow: {ALLOW}"])
+            text,
+            msg,
+            addr,
+            200,
+            "OK",
+            to_tag=dialog.local_tag,
+            body=body,
+            extra=[
+                f"Contact: <sip:{self.options.user}@{dialog.host}:{self.port}>",
+                f"Allow: {ALLOW}",
+            ],
+        )
 
     def resend_ok(self, call: SipCall, addr: tuple[str, int]) -> None:
         """The caller sent its INVITE again (our 200 OK was lost): the same answer."""

@@ -103,8 +103,11 @@ class SipCall:
     async def open(self) -> None:
         """Start receiving RTP on the bound socket and sending ours; retransmit the 200 OK
         until the caller's ACK."""
+        if self._ended is not None:  # CANCELled before its task ran: the socket is closed
+            return
         transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Rtp(self), sock=self._sock)
+            lambda: _Rtp(self), sock=self._sock
+        )
         if self._ended is not None:  # the caller hung up while the endpoint was made
             transport.close()
             return
@@ -180,8 +183,9 @@ class SipCall:
             self._events.popleft()
             self._dropped += 1
             if self._dropped == 1:
-                log.warning("%s: events read too slowly; dropping the oldest audio",
-                            self.info.call_id)
+                log.warning(
+                    "%s: events read too slowly; dropping the oldest audio", self.info.call_id
+                )
         self._events.append(event)
         self._wake.set()
 
@@ -227,8 +231,11 @@ class SipCall:
         if self._ended is not None:
             return False
         if len(self._plays) >= MAX_QUEUED_PLAYS:
-            log.warning("%s: %d prompts already queued; not playing another",
-                        self.info.call_id, len(self._plays))
+            log.warning(
+                "%s: %d prompts already queued; not playing another",
+                self.info.call_id,
+                len(self._plays),
+            )
             return False
         ulaw = pcm_to_ulaw(pcm)
         frames = [ulaw[i : i + FRAME_SAMPLES] for i in range(0, len(ulaw), FRAME_SAMPLES)]
@@ -270,8 +277,11 @@ class SipCall:
         while self._transport is not None and not self._transport.is_closing():
             frame = self._next_frame()
             self._transport.sendto(
-                build_rtp(self.offer.pcmu or 0, self._seq, self._ts, self._ssrc, frame,
-                          marker=first), self._remote)
+                build_rtp(
+                    self.offer.pcmu or 0, self._seq, self._ts, self._ssrc, frame, marker=first
+                ),
+                self._remote,
+            )
             first = False
             self._seq += 1
             self._ts += FRAME_SAMPLES

@@ -11,8 +11,6 @@ import glob
 import io
 import json
 import logging
-import os
-import socket
 import subprocess
 import wave
 from collections.abc import AsyncIterator
@@ -23,10 +21,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from channels.phone.rtp_events import (
+    DtmfEvents,
+    RtpPacket,
+    SdpError,
+    answer_sdp,
+    build_rtp,
+    dtmf_relay_digit,
+    parse_offer,
+    parse_rtp,
+)
 from channels.phone.sip import SipTransport
 from channels.speech import VoskSpeechToText
 from hub.calls.audio import resample
-from hub.calls.media import AudioIn, CallEvent, Dtmf, HangUp, MediaSession
+from hub.calls.media import AudioIn, Dtmf, HangUp, MediaSession
+from hub.errors import ConfigError
 from hub.ports import ChannelContext
 from tests.support import free_port
 
@@ -38,8 +47,9 @@ WAIT = 30  # seconds any one step may take on a busy 2-core machine before the t
 
 def korean_speech(text: str, rate: int = 8000) -> bytes:
     """PCM16 mono at `rate` of espeak-ng's Korean voice."""
-    wav = subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "--stdout", text],
-                         capture_output=True, check=True).stdout
+    wav = subprocess.run(
+        ["espeak-ng", "-v", "ko", "-s", "140", "--stdout", text], capture_output=True, check=True
+    ).stdout
     with wave.open(io.BytesIO(wav)) as w:
         pcm, source_rate = w.readframes(w.getnframes()), w.getframerate()
     return resample(pcm, source_rate, rate)
@@ -65,9 +75,17 @@ def speech_only(pcm: bytes) -> bytes:
 
 
 def transport(**options: Any) -> SipTransport:
-    ctx = ChannelContext(sink=None, store=None, bus=None, max_text_chars=4000,  # type: ignore[arg-type]
-                         public_url="http://127.0.0.1", default_inbox="support",
-                         options={}, attachments=None, data_dir=Path("."))  # type: ignore[arg-type]
+    ctx = ChannelContext(
+        sink=None,
+        store=None,
+        bus=None,
+        max_text_chars=4000,  # type: ignore[arg-type]
+        public_url="http://127.0.0.1",
+        default_inbox="support",
+        options={},
+        attachments=None,
+        data_dir=Path("."),
+    )  # type: ignore[arg-type]
     base = {"host": "127.0.0.1", "port": 0, "rtp_port_min": 30000, "rtp_port_max": 39998}
     return SipTransport({**base, **options}, ctx)
 
@@ -142,30 +160,35 @@ class Baresip:
         self.home = home
         self.sip_port, self.ctrl_port = free_port(), free_port()
         (home / "accounts").write_text(
-            f"<sip:{CALLER}@127.0.0.1>;regint=0;audio_codecs=pcmu;answermode=manual\n")
-        (home / "config").write_text("\n".join([
-            "poll_method epoll",
-            f"sip_listen 127.0.0.1:{self.sip_port}",
-            "call_local_timeout 120",
-            f"audio_source aufile,{microphone}",
-            "audio_player aubridge,ear",
-            "audio_alert aubridge,alert",
-            "ausrc_srate 8000",
-            "auplay_srate 8000",
-            "audio_buffer 20-160",
-            "rtp_ports 40000-40998",
-            "module_path /usr/lib/baresip/modules",
-            "module g711.so",
-            "module aufile.so",
-            "module aubridge.so",
-            "module sndfile.so",
-            "module_tmp account.so",
-            "module_app menu.so",
-            "module_app ctrl_tcp.so",
-            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
-            f"snd_path {home}",
-            "",
-        ]))
+            f"<sip:{CALLER}@127.0.0.1>;regint=0;audio_codecs=pcmu;answermode=manual\n"
+        )
+        (home / "config").write_text(
+            "\n".join(
+                [
+                    "poll_method epoll",
+                    f"sip_listen 127.0.0.1:{self.sip_port}",
+                    "call_local_timeout 120",
+                    f"audio_source aufile,{microphone}",
+                    "audio_player aubridge,ear",
+                    "audio_alert aubridge,alert",
+                    "ausrc_srate 8000",
+                    "auplay_srate 8000",
+                    "audio_buffer 20-160",
+                    "rtp_ports 40000-40998",
+                    "module_path /usr/lib/baresip/modules",
+                    "module g711.so",
+                    "module aufile.so",
+                    "module aubridge.so",
+                    "module sndfile.so",
+                    "module_tmp account.so",
+                    "module_app menu.so",
+                    "module_app ctrl_tcp.so",
+                    f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+                    f"snd_path {home}",
+                    "",
+                ]
+            )
+        )
         self.process: asyncio.subprocess.Process | None = None
         self.output: list[str] = []
         self._ready = asyncio.Event()
@@ -176,8 +199,13 @@ class Baresip:
 
     async def __aenter__(self) -> Baresip:
         self.process = await asyncio.create_subprocess_exec(
-            "baresip", "-f", str(self.home), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            "baresip",
+            "-f",
+            str(self.home),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         self._tasks.append(asyncio.create_task(self._read_output()))
         await asyncio.wait_for(self._ready.wait(), WAIT)
         reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
@@ -312,7 +340,8 @@ class RawPeer(asyncio.DatagramProtocol):
     @contextlib.asynccontextmanager
     async def bound(cls, host: str = "127.0.0.1") -> AsyncIterator[RawPeer]:
         transport, peer = await asyncio.get_running_loop().create_datagram_endpoint(
-            cls, local_addr=(host, 0))
+            cls, local_addr=(host, 0)
+        )
         try:
             yield peer
         finally:
@@ -329,9 +358,18 @@ class RawPeer(asyncio.DatagramProtocol):
         data = text.encode() if isinstance(text, str) else text
         self.transport.sendto(data, ("127.0.0.1", port))
 
-    def request(self, method: str, port: int, call_id: str, *, cseq: int = 1,
-                to_tag: str = "", body: str = "", content_type: str = "application/sdp",
-                drop: str = "") -> None:
+    def request(
+        self,
+        method: str,
+        port: int,
+        call_id: str,
+        *,
+        cseq: int = 1,
+        to_tag: str = "",
+        body: str = "",
+        content_type: str = "application/sdp",
+        drop: str = "",
+    ) -> None:
         host, own = self.address
         headers = {
             "Via": f"SIP/2.0/UDP {host}:{own};branch=z9hG4bK{call_id}{cseq}{method}",
@@ -349,19 +387,31 @@ class RawPeer(asyncio.DatagramProtocol):
         lines += [f"{k}: {v}" for k, v in headers.items() if k != drop]
         self.send("\r\n".join(lines) + "\r\n\r\n" + body, port)
 
-    async def response(self) -> str:
-        """The next SIP message the hub sent this peer."""
-        return await asyncio.wait_for(self.received.get(), WAIT)
+    async def response(self, cseq: str) -> str:
+        """The next SIP message the hub sent this peer whose CSeq ends with `cseq` ("1
+        INVITE", "BYE"), skipping others (retransmissions of a 200 OK not yet ACKed)."""
+        while True:
+            message = await asyncio.wait_for(self.received.get(), WAIT)
+            if header(message, "CSeq").endswith(cseq):
+                return message
 
 
 def offer(rtp_port: int, *codecs: str) -> str:
     """An SDP offer of `codecs` ("97 speex/8000" or "0 PCMU/8000") on `rtp_port`."""
     formats = " ".join(c.split()[0] for c in codecs)
-    return "\r\n".join([
-        "v=0", "o=raw 1 1 IN IP4 127.0.0.1", "s=raw", "c=IN IP4 127.0.0.1", "t=0 0",
-        f"m=audio {rtp_port} RTP/AVP {formats}",
-        *(f"a=rtpmap:{c}" for c in codecs), "a=sendrecv", "",
-    ])
+    return "\r\n".join(
+        [
+            "v=0",
+            "o=raw 1 1 IN IP4 127.0.0.1",
+            "s=raw",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            f"m=audio {rtp_port} RTP/AVP {formats}",
+            *(f"a=rtpmap:{c}" for c in codecs),
+            "a=sendrecv",
+            "",
+        ]
+    )
 
 
 def status(message: str) -> str:
@@ -383,10 +433,13 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
     microphone = tmp_path / "mic.wav"
     microphone.write_bytes(wav_bytes(korean_speech(CALLER_SAYS) + bytes(8000 * 2 * 25)))
     handler = Handler()
-    options = {"max_calls": 2, "rtp_timeout_s": 2, "allowed_networks": ["127.0.0.1/32"]}
+    options = {"max_calls": 2, "rtp_timeout_s": 3, "allowed_networks": ["127.0.0.1/32"]}
     sip = transport(**options)
-    async with running(sip, handler), Baresip(tmp_path / "phone", microphone) as phone, \
-            contextlib.AsyncExitStack() as peers:
+    async with (
+        running(sip, handler),
+        Baresip(tmp_path / "phone", microphone) as phone,
+        contextlib.AsyncExitStack() as peers,
+    ):
         await phone.command("dial", f"sip:1234@127.0.0.1:{sip.port}")
         await phone.event("CALL_ESTABLISHED")
         ongoing = await asyncio.wait_for(handler.calls.get(), WAIT)
@@ -395,40 +448,63 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
         raw.send(b"\x00\xff\xfe not SIP at all \x80", sip.port)  # malformed: logged, dropped
         raw.send("OPTIONS sip:hub SIP/2.0\r\nVia: x\r\nno colon here\r\n\r\n", sip.port)
         raw.request("OPTIONS", sip.port, "keepalive")  # a trunk's keepalive
-        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        assert status(await raw.response("1 OPTIONS")) == "SIP/2.0 200 OK"
         raw.request("INVITE", sip.port, "no-cseq", body=offer(5000, "0 PCMU/8000"), drop="CSeq")
-        assert status(await raw.response()) == "SIP/2.0 400 Bad Request"
+        assert status(await raw.response("")) == "SIP/2.0 400 Bad Request"  # no CSeq to echo
         raw.request("INVITE", sip.port, "speex", body=offer(5000, "97 speex/8000"))
-        answer = await raw.response()
+        answer = await raw.response("1 INVITE")
         assert status(answer) == "SIP/2.0 488 Not Acceptable Here"
         raw.request("INVITE", sip.port, "bad-sdp", body="v=0\r\nthis is not sdp\r\n")
-        assert status(await raw.response()) == "SIP/2.0 488 Not Acceptable Here"
+        assert status(await raw.response("1 INVITE")) == "SIP/2.0 488 Not Acceptable Here"
         raw.request("BYE", sip.port, "never-was", to_tag="x")
-        assert status(await raw.response()) == "SIP/2.0 481 Call/Transaction Does Not Exist"
+        assert status(await raw.response("1 BYE")) == "SIP/2.0 481 Call/Transaction Does Not Exist"
         raw.request("REGISTER", sip.port, "register")
-        assert status(await raw.response()) == "SIP/2.0 405 Method Not Allowed"
+        assert status(await raw.response("1 REGISTER")) == "SIP/2.0 405 Method Not Allowed"
 
-        stranger = await peers.enter_async_context(RawPeer.bound("127.0.0.2"))  # outside allowed_networks
+        # a peer outside allowed_networks (all of 127/8 is loopback on Linux)
+        stranger = await peers.enter_async_context(RawPeer.bound("127.0.0.2"))
         stranger.request("INVITE", sip.port, "stranger", body=offer(5000, "0 PCMU/8000"))
-        assert status(await stranger.response()) == "SIP/2.0 403 Forbidden"
+        assert status(await stranger.response("1 INVITE")) == "SIP/2.0 403 Forbidden"
 
         # A call that sends no audio: answered, keys by SIP INFO, then ended by the watchdog
         # with a BYE; a third call meanwhile is busy (max_calls 2).
-        raw.request("INVITE", sip.port, "silent", body=offer(5002, "0 PCMU/8000",
-                                                            "101 telephone-event/8000"))
-        ok = await raw.response()
+        raw.request(
+            "INVITE",
+            sip.port,
+            "silent",
+            body=offer(5002, "0 PCMU/8000", "101 telephone-event/8000"),
+        )
+        ok = await raw.response("1 INVITE")
         assert status(ok) == "SIP/2.0 200 OK"
         assert "a=rtpmap:0 PCMU/8000" in ok and "a=rtpmap:101 telephone-event/8000" in ok
         tag = header(ok, "To").rsplit("tag=", 1)[1]
+        raw.request("INVITE", sip.port, "silent", body=offer(5002, "0 PCMU/8000"))  # again
+        assert await raw.response("1 INVITE") == ok  # our 200 OK was lost: the same answer
         raw.request("ACK", sip.port, "silent", to_tag=tag)
         silent = await asyncio.wait_for(handler.calls.get(), WAIT)
-        raw.request("INFO", sip.port, "silent", cseq=2, to_tag=tag,
-                    body="Signal=7\r\nDuration=160\r\n", content_type="application/dtmf-relay")
-        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        raw.request(
+            "INFO",
+            sip.port,
+            "silent",
+            cseq=2,
+            to_tag=tag,
+            body="Signal=7\r\nDuration=160\r\n",
+            content_type="application/dtmf-relay",
+        )
+        assert status(await raw.response("2 INFO")) == "SIP/2.0 200 OK"
+        raw.request(
+            "INVITE", sip.port, "silent", cseq=3, to_tag=tag, body=offer(5008, "0 PCMU/8000")
+        )
+        reinvited = await raw.response("3 INVITE")  # re-INVITE: new address, a new SDP version
+        assert status(reinvited) == "SIP/2.0 200 OK" and " 2 IN IP4 127.0.0.1" in reinvited
+        raw.request(
+            "INVITE", sip.port, "silent", cseq=4, to_tag=tag, body=offer(5008, "8 PCMA/8000")
+        )
+        assert status(await raw.response("4 INVITE")) == "SIP/2.0 488 Not Acceptable Here"
         third = await peers.enter_async_context(RawPeer.bound())
         third.request("INVITE", sip.port, "third", body=offer(5004, "0 PCMU/8000"))
-        assert status(await third.response()) == "SIP/2.0 486 Busy Here"
-        bye = await raw.response()  # no RTP for rtp_timeout_s
+        assert status(await third.response("1 INVITE")) == "SIP/2.0 486 Busy Here"
+        bye = await raw.response("BYE")  # no RTP for rtp_timeout_s
         assert bye.startswith("BYE sip:") and header(bye, "Call-ID") == "silent"
         await asyncio.wait_for(silent.ended.wait(), WAIT)
         assert silent.digits == "7"
@@ -437,10 +513,10 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
 
         # CANCEL of a call just answered ends it as the caller's
         raw.request("INVITE", sip.port, "cancelled", body=offer(5006, "0 PCMU/8000"))
-        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        assert status(await raw.response("1 INVITE")) == "SIP/2.0 200 OK"
         cancelled = await asyncio.wait_for(handler.calls.get(), WAIT)
         raw.request("CANCEL", sip.port, "cancelled")
-        assert status(await raw.response()) == "SIP/2.0 200 OK"
+        assert status(await raw.response("1 CANCEL")) == "SIP/2.0 200 OK"
         await asyncio.wait_for(cancelled.ended.wait(), WAIT)
         assert cancelled.hang_up == HangUp(by="caller", reason="CANCEL")
 
@@ -456,3 +532,116 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
     assert "no codec we speak offered (speex/8000)" in logged
     assert "SIP INVITE from 127.0.0.2 refused" in logged
     assert "missing cseq" in logged
+
+
+# -- the pure layer: RTP, RFC 4733, SDP -------------------------------------------------------
+
+
+def test_rtp_packets_round_trip_and_headers_with_csrcs_extension_and_padding_are_read() -> None:
+    packet = build_rtp(0, 65535, 160, 42, b"\xff" * 160, marker=True)
+    parsed = parse_rtp(packet)
+    assert parsed == RtpPacket(0, True, 65535, 160, 42, b"\xff" * 160)
+    # one CSRC, a one-word extension, two bytes of padding
+    fancy = (
+        bytes([0x80 | 0x20 | 0x10 | 1, 0])
+        + packet[2:12]
+        + b"CSRC"
+        + b"\xbe\xde\x00\x01"
+        + b"EXT!"
+        + b"pay"
+        + b"\x00\x02"
+    )
+    assert parse_rtp(fancy) == RtpPacket(0, False, 65535, 160, 42, b"pay")
+    assert parse_rtp(b"\x80\x00short") is None  # under 12 bytes
+    assert parse_rtp(b"\x40" + packet[1:]) is None  # RTP version 1
+    assert parse_rtp(bytes([0x81]) + packet[1:12]) is None  # a CSRC it does not carry
+
+
+def test_each_key_press_is_reported_once_from_its_repeated_event_packets() -> None:
+    events = DtmfEvents()
+
+    def press(event: int, timestamp: int, end: bool = False) -> bytes:
+        return bytes([event, 0x80 if end else 0, 0, 160])
+
+    stream = [
+        (5, 1000, False),
+        (5, 1000, False),
+        (5, 1000, True),
+        (5, 1000, True),
+        (5, 1000, True),
+        (11, 2000, True),
+        (11, 2000, True),
+        (5, 3000, False),
+    ]
+    digits = [
+        events.feed(RtpPacket(101, False, i, ts, 7, press(ev, ts, end)))
+        for i, (ev, ts, end) in enumerate(stream)
+    ]
+    assert [d for d in digits if d] == ["5", "#", "5"]  # a lost start still counts once
+    assert events.feed(RtpPacket(101, False, 9, 4000, 7, bytes([16, 0, 0, 160]))) is None  # flash
+    assert events.feed(RtpPacket(101, False, 9, 5000, 7, b"\x01")) is None  # truncated
+
+
+def test_sip_info_keys() -> None:
+    assert dtmf_relay_digit("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n") == "5"
+    assert dtmf_relay_digit("application/dtmf-relay", "Signal= #\r\n") == "#"
+    assert dtmf_relay_digit("application/dtmf-relay", "Signal=11\r\n") == "#"
+    assert dtmf_relay_digit("application/dtmf", "7") == "7"
+    assert dtmf_relay_digit("application/dtmf-relay", "Signal=Z\r\n") is None
+    assert dtmf_relay_digit("text/plain", "5") is None
+
+
+def test_an_offer_is_answered_with_pcmu_and_its_event_type_and_other_streams_refused() -> None:
+    body = "\r\n".join(
+        [
+            "v=0",
+            "o=- 1 1 IN IP4 10.0.0.9",
+            "s=-",
+            "c=IN IP4 10.0.0.9",
+            "t=0 0",
+            "m=audio 4000 RTP/AVP 96 8 0 100",
+            "a=rtpmap:96 opus/48000/2",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:100 telephone-event/8000",
+            "a=sendonly",
+            "m=video 4002 RTP/AVP 97",
+            "c=IN IP4 10.0.0.10",
+            "a=rtpmap:97 VP8/90000",
+            "",
+        ]
+    )
+    offer = parse_offer(body)
+    assert (offer.address, offer.port, offer.pcmu, offer.telephone_event) == (
+        "10.0.0.9",
+        4000,
+        0,
+        100,
+    )
+    assert offer.codecs == ("opus/48000/2", "pcma/8000", "pcmu/8000", "telephone-event/8000")
+    assert offer.sends_audio
+    answer = answer_sdp(offer, host="192.0.2.1", port=30000, session_id=5, version=2)
+    assert "m=audio 30000 RTP/AVP 0 100\r\n" in answer
+    assert "a=rtpmap:100 telephone-event/8000" in answer
+    assert "a=recvonly" in answer  # the caller only sends: we only receive
+    assert "m=video 0 RTP/AVP 97" in answer
+    assert "c=IN IP4 192.0.2.1" in answer and "o=omnihub 5 2 IN IP4 192.0.2.1" in answer
+    without_pcmu = parse_offer(body.replace("96 8 0 100", "96 8 100"))
+    assert without_pcmu.pcmu is None
+    for bad, why in [
+        ("v=0\r\nnot sdp\r\n", "not an SDP line"),
+        ("v=0\r\nc=IN IP4 1.2.3.4\r\n", "no audio stream"),
+        ("v=0\r\nm=audio 4000 RTP/AVP 0\r\n", "no connection address"),
+        ("v=0\r\nc=IN IP6 ::1\r\nm=audio 4000 RTP/AVP 0\r\n", "only IPv4"),
+        ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/SAVP 0\r\n", "RTP/SAVP"),
+    ]:
+        with pytest.raises(SdpError, match=why):
+            parse_offer(bad)
+
+
+def test_bad_settings_are_named_by_their_full_path() -> None:
+    with pytest.raises(ConfigError, match=r"channels\.voice\.sip\.allowed_networks"):
+        transport(allowed_networks=["not a network"])
+    with pytest.raises(ConfigError, match=r"channels\.voice\.sip.*rtp_port_max must be above"):
+        transport(rtp_port_min=20000, rtp_port_max=10000)
+    with pytest.raises(ConfigError, match=r"channels\.voice\.sip\.bogus"):
+        transport(bogus=1)
