@@ -1,12 +1,14 @@
 """SIP + RTP: a PBX trunk, an ATA or a softphone calls the hub directly (docs/phone-sip.md).
 
-voip-utils (Home Assistant's SIP/RTP library) reads the SIP messages (`SipMessage`,
-`SipEndpoint`), turns an INVITE into its `CallInfo`, acknowledges a caller's BYE and sends ours
-(`SipDatagramProtocol`), and picks the address a response goes to. Around it, this module adds
-what it lacks for a contact centre: PCMU (its answer and RTP are Opus-only; see
-`rtp_events`), RFC 4733 keypad events and SIP INFO dtmf-relay, a source allow-list, a call
-limit, an RTP port range, CANCEL, OPTIONS keepalives, re-INVITE, retransmitted INVITEs and
-200 OKs, clear 4xx answers to what it cannot take, and a watchdog for callers that vanish.
+voip-utils (Home Assistant's SIP/RTP library) parses the SIP messages (`SipMessage`) and reads
+an INVITE into its `CallInfo` (caller, Contact and Via endpoints) through
+`SipDatagramProtocol.on_call`. Around it, this module adds what it lacks for a contact centre
+or gets wrong for strict peers: PCMU (its SDP answer and RTP are Opus-only; see `rtp_events`),
+RFC 4733 keypad events and SIP INFO dtmf-relay, our own 200 OK (its answer echoes the
+caller's Contact), BYE both ways (its BYE has no Via branch and its 200 OK to a BYE no blank
+line after the headers, which baresip's libre rejects), CANCEL, OPTIONS keepalives,
+re-INVITE, retransmitted INVITEs and 200 OKs, a source allow-list, a call limit, an RTP port
+range, clear 4xx answers to what it cannot take, and a watchdog for callers that vanish.
 """
 
 from __future__ import annotations
@@ -245,8 +247,10 @@ class _SipProtocol(SipDatagramProtocol):
         if call is None:
             self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
             return
-        # voip-utils answers the BYE with 200 OK and calls on_hangup.
-        super().datagram_received(data, addr)
+        # Not voip-utils' BYE handling: its 200 OK lacks the blank line that ends the
+        # headers, so a strict peer (baresip's libre) cannot read it and retransmits its BYE.
+        self.respond(text, msg, addr, 200, "OK")
+        call.end("caller", "BYE")
 
     def _on_cancel(
         self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
@@ -378,12 +382,6 @@ class _SipProtocol(SipDatagramProtocol):
         text, msg, offer, sock, addr = self._pending
         self._pending = None
         self.owner.accept(call_info, text, msg, offer, sock, addr)
-
-    def on_hangup(self, call_info: SipCallInfo) -> None:
-        """The caller's BYE (acknowledged by voip-utils), or our own BYE just sent."""
-        call = self.owner.calls.get(call_info.headers.get("call-id", ""))
-        if call is not None:
-            call.end("caller", "BYE")
 
 
 class SipTransport:

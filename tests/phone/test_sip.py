@@ -75,17 +75,18 @@ def speech_only(pcm: bytes) -> bytes:
 
 
 def transport(**options: Any) -> SipTransport:
+    unused: Any = None  # the SIP transport reads only its options from the context
     ctx = ChannelContext(
-        sink=None,
-        store=None,
-        bus=None,
-        max_text_chars=4000,  # type: ignore[arg-type]
+        sink=unused,
+        store=unused,
+        bus=unused,
+        max_text_chars=4000,
         public_url="http://127.0.0.1",
         default_inbox="support",
         options={},
-        attachments=None,
+        attachments=unused,
         data_dir=Path("."),
-    )  # type: ignore[arg-type]
+    )
     base = {"host": "127.0.0.1", "port": 0, "rtp_port_min": 30000, "rtp_port_max": 39998}
     return SipTransport({**base, **options}, ctx)
 
@@ -213,16 +214,23 @@ class Baresip:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._writer is not None:
-            self._writer.close()
         assert self.process is not None
         if self.process.returncode is None:
-            self.process.terminate()
+            if self._writer is not None:
+                # "quit" closes the WAV dumps and exits at once, where SIGTERM can wait half
+                # a minute on its SIP transactions
+                self._writer.write(netstring({"command": "quit", "params": "", "token": "q"}))
+                with contextlib.suppress(ConnectionError):
+                    await self._writer.drain()
+            else:
+                self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), WAIT)
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+        if self._writer is not None:
+            self._writer.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -396,6 +404,36 @@ class RawPeer(asyncio.DatagramProtocol):
                 return message
 
 
+class RtpListener(asyncio.DatagramProtocol):
+    """Where a raw call asks for its audio: collects the hub's RTP packets."""
+
+    def __init__(self) -> None:
+        self.packets: asyncio.Queue[RtpPacket] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        packet = parse_rtp(data)
+        if packet is not None:
+            self.packets.put_nowait(packet)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def bound(cls) -> AsyncIterator[tuple[RtpListener, int]]:
+        transport, listener = await asyncio.get_running_loop().create_datagram_endpoint(
+            cls, local_addr=("127.0.0.1", 0)
+        )
+        try:
+            yield listener, transport.get_extra_info("sockname")[1]
+        finally:
+            transport.close()
+
+    async def speech(self) -> RtpPacket:
+        """The next packet that is not silence."""
+        while True:
+            packet = await asyncio.wait_for(self.packets.get(), WAIT)
+            if packet.payload != b"\xff" * 160:
+                return packet
+
+
 def offer(rtp_port: int, *codecs: str) -> str:
     """An SDP offer of `codecs` ("97 speex/8000" or "0 PCMU/8000") on `rtp_port`."""
     formats = " ".join(c.split()[0] for c in codecs)
@@ -468,17 +506,18 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
 
         # A call that sends no audio: answered, keys by SIP INFO, then ended by the watchdog
         # with a BYE; a third call meanwhile is busy (max_calls 2).
+        ear, ear_port = await peers.enter_async_context(RtpListener.bound())
         raw.request(
             "INVITE",
             sip.port,
             "silent",
-            body=offer(5002, "0 PCMU/8000", "101 telephone-event/8000"),
+            body=offer(ear_port, "0 PCMU/8000", "101 telephone-event/8000"),
         )
         ok = await raw.response("1 INVITE")
         assert status(ok) == "SIP/2.0 200 OK"
         assert "a=rtpmap:0 PCMU/8000" in ok and "a=rtpmap:101 telephone-event/8000" in ok
         tag = header(ok, "To").rsplit("tag=", 1)[1]
-        raw.request("INVITE", sip.port, "silent", body=offer(5002, "0 PCMU/8000"))  # again
+        raw.request("INVITE", sip.port, "silent", body=offer(ear_port, "0 PCMU/8000"))  # again
         assert await raw.response("1 INVITE") == ok  # our 200 OK was lost: the same answer
         raw.request("ACK", sip.port, "silent", to_tag=tag)
         silent = await asyncio.wait_for(handler.calls.get(), WAIT)
@@ -492,6 +531,14 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
             content_type="application/dtmf-relay",
         )
         assert status(await raw.response("2 INFO")) == "SIP/2.0 200 OK"
+        # barge-in: what is playing is cut, its play() says so, and silence follows
+        playing = asyncio.create_task(silent.session.play(handler.reply))
+        first = await ear.speech()
+        assert first.payload_type == 0
+        silent.session.stop_playback()
+        assert await playing is False
+        while (await asyncio.wait_for(ear.packets.get(), WAIT)).payload != b"\xff" * 160:
+            pass  # frames already on the wire before the stop
         raw.request(
             "INVITE", sip.port, "silent", cseq=3, to_tag=tag, body=offer(5008, "0 PCMU/8000")
         )
@@ -527,6 +574,20 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
         await asyncio.wait_for(ongoing.ended.wait(), WAIT)
         assert ongoing.hang_up == HangUp(by="caller", reason="BYE")
         assert not sip.calls
+
+        # stop() hangs up the calls still live
+        raw.request("INVITE", sip.port, "last", body=offer(5010, "0 PCMU/8000"))
+        tag = header(await raw.response("1 INVITE"), "To").rsplit("tag=", 1)[1]
+        raw.request("ACK", sip.port, "last", to_tag=tag)
+        last = await asyncio.wait_for(handler.calls.get(), WAIT)
+        await sip.stop()
+        bye = await raw.response("BYE")
+        assert header(bye, "Call-ID") == "last" and f"tag={tag}" in header(bye, "From")
+        await asyncio.wait_for(last.ended.wait(), WAIT)
+        assert last.hang_up == HangUp(by="hub", reason="hang up")
+        assert await last.session.play(handler.reply) is False  # after the end
+    leftovers = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("sip")]
+    assert not leftovers  # no call's sender, watchdog or handler task outlives it
     logged = caplog.text
     assert "malformed SIP message from 127.0.0.1" in logged
     assert "no codec we speak offered (speex/8000)" in logged
