@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from voip_utils.sip import CallInfo as SipCallInfo
-from voip_utils.sip import SdpInfo, SipDatagramProtocol, SipMessage
+from voip_utils.sip import SdpInfo, SipDatagramProtocol, SipEndpoint, SipMessage
 
 from hub.calls.media import CallHandler, CallInfo
 from hub.config import channel_options
@@ -116,6 +116,21 @@ def _header_lines(text: str, *names: str) -> list[str]:
         if colon and name.strip().lower() in names:
             lines.append(line)
     return lines
+
+
+def _caller(msg: SipMessage, sip: SipCallInfo) -> str:
+    """The caller's number: a trunk's P-Asserted-Identity (the network-verified number)
+    before From; a SIP URI when neither has a number in it."""
+    endpoints = [sip.caller_endpoint]
+    if "p-asserted-identity" in msg.headers:
+        try:
+            endpoints.insert(0, SipEndpoint(msg.headers["p-asserted-identity"].split(",")[0]))
+        except ValueError:
+            log.info("unreadable P-Asserted-Identity %r", msg.headers["p-asserted-identity"])
+    for endpoint in endpoints:
+        if endpoint.username and _E164.match(endpoint.username):
+            return endpoint.username
+    return sip.caller_endpoint.uri
 
 
 def _tag(header: str) -> str | None:
@@ -464,14 +479,14 @@ class SipTransport:
         host = self._advertised(addr[0])
         local_tag = secrets.token_hex(8)
         contact = sip.contact_endpoint or sip.caller_endpoint
-        caller_user = sip.caller_endpoint.username or ""
+        caller = _caller(msg, sip)
         dialled = (msg.request_uri or "").removeprefix("sip:").split("@")[0].split(";")[0]
         params = {h: msg.headers[h] for h in _PARAM_HEADERS if h in msg.headers}
         params["source"] = f"{addr[0]}:{addr[1]}"
         info = CallInfo(
             call_id=f"sip:{call_id}",
             transport="sip",
-            caller=caller_user if _E164.match(caller_user) else sip.caller_endpoint.uri,
+            caller=caller,
             dialled=dialled or (sip.local_endpoint.username or ""),
             sample_rate=8000,
             params=params,

@@ -377,6 +377,7 @@ class RawPeer(asyncio.DatagramProtocol):
         body: str = "",
         content_type: str = "application/sdp",
         drop: str = "",
+        extra: dict[str, str] | None = None,
     ) -> None:
         host, own = self.address
         headers = {
@@ -388,6 +389,7 @@ class RawPeer(asyncio.DatagramProtocol):
             "CSeq": f"{cseq} {method}",
             "Contact": f"<sip:{CALLER}@{host}:{own}>",
         }
+        headers.update(extra or {})
         if body:
             headers["Content-Type"] = content_type
         headers["Content-Length"] = str(len(body.encode()))
@@ -576,10 +578,13 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
         assert not sip.calls
 
         # stop() hangs up the calls still live
-        raw.request("INVITE", sip.port, "last", body=offer(5010, "0 PCMU/8000"))
+        trunk = {"P-Asserted-Identity": '"Verified" <sip:+862012345678@trunk.example>'}
+        raw.request("INVITE", sip.port, "last", body=offer(5010, "0 PCMU/8000"), extra=trunk)
         tag = header(await raw.response("1 INVITE"), "To").rsplit("tag=", 1)[1]
         raw.request("ACK", sip.port, "last", to_tag=tag)
         last = await asyncio.wait_for(handler.calls.get(), WAIT)
+        assert last.session.info.caller == "+862012345678"  # the trunk's verified number
+        assert last.session.info.dialled == "5678"
         await sip.stop()
         bye = await raw.response("BYE")
         assert header(bye, "Call-ID") == "last" and f"tag={tag}" in header(bye, "From")
