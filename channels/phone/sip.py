@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import secrets
 import socket
 from collections.abc import Sequence
@@ -26,20 +25,18 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from voip_utils.sip import CallInfo as SipCallInfo
-from voip_utils.sip import SdpInfo, SipDatagramProtocol, SipEndpoint, SipMessage
 
 from hub.calls.media import CallHandler, CallInfo
 from hub.config import channel_options
 from hub.http import Handler
 from hub.ports import ChannelContext
 
-from .rtp_events import SdpError, SdpOffer, answer_sdp, dtmf_relay_digit, parse_offer
+from .rtp_events import SdpOffer, answer_sdp
 from .sip_call import SipCall
+from .sip_signalling import ALLOW, SipRequest, SipSignalling, caller_number
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
-_E164 = re.compile(r"^\+?[0-9]{2,20}$")
 _PARAM_HEADERS = ("from", "to", "user-agent", "p-asserted-identity", "diversion")
 
 
@@ -107,298 +104,6 @@ class _RtpPorts:
         return None
 
 
-def _header_lines(text: str, *names: str) -> list[str]:
-    """Every raw `name: value` line of the given headers, in order (voip-utils keeps only the
-    last of a repeated header, but a response must carry every Via)."""
-    lines = []
-    for line in text.split("\r\n\r\n", 1)[0].splitlines()[1:]:
-        name, colon, _ = line.partition(":")
-        if colon and name.strip().lower() in names:
-            lines.append(line)
-    return lines
-
-
-def _caller(msg: SipMessage, sip: SipCallInfo) -> str:
-    """The caller's number: a trunk's P-Asserted-Identity (the network-verified number)
-    before From; a SIP URI when neither has a number in it."""
-    endpoints = [sip.caller_endpoint]
-    if "p-asserted-identity" in msg.headers:
-        try:
-            endpoints.insert(0, SipEndpoint(msg.headers["p-asserted-identity"].split(",")[0]))
-        except ValueError:
-            log.info("unreadable P-Asserted-Identity %r", msg.headers["p-asserted-identity"])
-    for endpoint in endpoints:
-        if endpoint.username and _E164.match(endpoint.username):
-            return endpoint.username
-    return sip.caller_endpoint.uri
-
-
-def _tag(header: str) -> str | None:
-    match = re.search(r";\s*tag=([^;\s]+)", header, re.IGNORECASE)
-    return match.group(1) if match else None
-
-
-class _SipProtocol(SipDatagramProtocol):
-    """voip-utils' SIP server with the hub's checks before it and its answers after."""
-
-    def __init__(self, owner: SipTransport) -> None:
-        super().__init__(
-            SdpInfo(
-                username=owner.options.user,
-                id=secrets.randbelow(1 << 31),
-                session_name="omnihub",
-                version="1",
-            )
-        )
-        self.owner = owner
-        self._pending: tuple[str, SipMessage, SdpOffer, socket.socket, tuple[str, int]] | None
-        self._pending = None
-
-    # -- sending -----------------------------------------------------------------------------
-
-    def send(self, data: str, addr: tuple[str, int]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data.encode(), addr)
-
-    def respond(
-        self,
-        text: str,
-        msg: SipMessage,
-        addr: tuple[str, int],
-        code: int,
-        reason: str,
-        *,
-        to_tag: str | None = None,
-        extra: Sequence[str] = (),
-        body: str = "",
-        content_type: str = "application/sdp",
-    ) -> str:
-        to = msg.headers.get("to", "")
-        if to_tag and _tag(to) is None:
-            to = f"{to};tag={to_tag}"
-        lines = [
-            f"SIP/2.0 {code} {reason}",
-            *_header_lines(text, "via"),
-            f"From: {msg.headers.get('from', '')}",
-            f"To: {to}",
-            f"Call-ID: {msg.headers.get('call-id', '')}",
-            f"CSeq: {msg.headers.get('cseq', '')}",
-            "Server: omnihub",
-            *extra,
-        ]
-        if body:
-            lines.append(f"Content-Type: {content_type}")
-        lines.append(f"Content-Length: {len(body.encode())}")
-        response = "\r\n".join(lines) + "\r\n\r\n" + body
-        self.send(response, addr)
-        return response
-
-    # -- receiving ---------------------------------------------------------------------------
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            self._received(data, addr)
-        except Exception:  # a bug here must cost one message, never the listener
-            log.exception("SIP message from %s:%s could not be handled", *addr[:2])
-
-    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not data.strip():  # RFC 5626 CRLF keepalive
-            return
-        try:
-            text = data.decode("utf-8")
-            msg = SipMessage.parse_sip(text)
-            if msg.method is None and not (msg.code or "").isdigit():
-                raise ValueError("no request or status line")
-        except (UnicodeDecodeError, ValueError, IndexError) as exc:
-            log.warning("malformed SIP message from %s:%s dropped: %s", addr[0], addr[1], exc)
-            return
-        if msg.method is None:  # a response: to our BYE; nothing waits on it
-            return
-        method = msg.method.upper()
-        if not self.owner.allowed(addr[0]):
-            log.warning(
-                "SIP %s from %s refused: not in channels.voice.sip.allowed_networks",
-                method,
-                addr[0],
-            )
-            if method != "ACK":
-                self.respond(text, msg, addr, 403, "Forbidden")
-            return
-        missing = [h for h in ("via", "from", "to", "call-id", "cseq") if h not in msg.headers]
-        if missing:
-            log.warning(
-                "malformed SIP %s from %s:%s: missing %s",
-                method,
-                addr[0],
-                addr[1],
-                ", ".join(missing),
-            )
-            if method != "ACK" and "via" in msg.headers:
-                self.respond(text, msg, addr, 400, "Bad Request")
-            return
-        call = self.owner.calls.get(msg.headers["call-id"])
-        handler = getattr(self, f"_on_{method.lower()}", None)
-        if handler is None:
-            self.respond(text, msg, addr, 405, "Method Not Allowed", extra=[f"Allow: {ALLOW}"])
-            return
-        handler(text, msg, addr, call, data)
-
-    def _on_options(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
-    ) -> None:
-        self.respond(
-            text, msg, addr, 200, "OK", extra=[f"Allow: {ALLOW}", "Accept: application/sdp"]
-        )
-
-    def _on_ack(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
-    ) -> None:
-        if call is not None:
-            call.acked()
-
-    def _on_bye(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
-    ) -> None:
-        if call is None:
-            self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
-            return
-        # Not voip-utils' BYE handling: its 200 OK lacks the blank line that ends the
-        # headers, so a strict peer (baresip's libre) cannot read it and retransmits its BYE.
-        self.respond(text, msg, addr, 200, "OK")
-        call.end("caller", "BYE")
-
-    def _on_cancel(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
-    ) -> None:
-        if call is None:
-            self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
-            return
-        # The INVITE was answered at once, so the CANCEL crossed our 200 OK: the caller has
-        # given up and will ACK and BYE; end the call now rather than talk to nobody.
-        self.respond(text, msg, addr, 200, "OK")
-        call.end("caller", "CANCEL")
-
-    def _on_info(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
-    ) -> None:
-        if call is None:
-            self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
-            return
-        content_type = msg.headers.get("content-type", "")
-        if msg.body.strip():
-            digit = dtmf_relay_digit(content_type, msg.body)
-            if digit is None:
-                self.respond(
-                    text,
-                    msg,
-                    addr,
-                    415,
-                    "Unsupported Media Type",
-                    extra=["Accept: application/dtmf-relay, application/dtmf"],
-                )
-                return
-            call.dtmf(digit)
-        self.respond(text, msg, addr, 200, "OK")
-
-    def _on_invite(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall | None, data: bytes
-    ) -> None:
-        call_id = msg.headers["call-id"]
-        if call is not None:
-            if _tag(msg.headers["to"]) is None:  # our 200 OK was lost: the INVITE again
-                self.owner.resend_ok(call, addr)
-            else:
-                self._reinvite(text, msg, addr, call)
-            return
-        if _tag(msg.headers["to"]) is not None:
-            self.respond(text, msg, addr, 481, "Call/Transaction Does Not Exist")
-            return
-        if self.owner.closing:
-            self.respond(text, msg, addr, 503, "Service Unavailable")
-            return
-        if len(self.owner.calls) >= self.owner.options.max_calls:
-            log.warning(
-                "SIP call %s from %s refused: %d calls already (max_calls)",
-                call_id,
-                addr[0],
-                len(self.owner.calls),
-            )
-            self.respond(text, msg, addr, 486, "Busy Here")
-            return
-        offer = self._offer(text, msg, addr, call_id)
-        if offer is None:
-            return
-        sock = self.owner.rtp_ports.bind()
-        if sock is None:
-            log.error(
-                "SIP call %s refused: no free RTP port in channels.voice.sip's range", call_id
-            )
-            self.respond(text, msg, addr, 503, "Service Unavailable")
-            return
-        self._pending = (text, msg, offer, sock, addr)
-        try:
-            super().datagram_received(data, addr)  # voip-utils reads it -> on_call
-        finally:
-            if self._pending is not None:  # voip-utils could not read it: it logged why
-                self._pending = None
-                sock.close()
-                log.warning(
-                    "SIP call %s from %s refused: its INVITE could not be read", call_id, addr[0]
-                )
-                self.respond(text, msg, addr, 400, "Bad Request")
-
-    def _offer(
-        self, text: str, msg: SipMessage, addr: tuple[str, int], call_id: str
-    ) -> SdpOffer | None:
-        """The INVITE's SDP offer if it has PCMU, else None after a 488 and a log line."""
-        try:
-            offer = parse_offer(msg.body)
-        except SdpError as exc:
-            log.warning(
-                "SIP call %s from %s refused: unreadable SDP offer (%s)", call_id, addr[0], exc
-            )
-            self.respond(
-                text, msg, addr, 488, "Not Acceptable Here", extra=[f'Warning: 399 omnihub "{exc}"']
-            )
-            return None
-        if offer.pcmu is None:
-            log.warning(
-                "SIP call %s from %s refused: no codec we speak offered (%s); "
-                "the hub takes PCMU/8000",
-                call_id,
-                addr[0],
-                ", ".join(offer.codecs),
-            )
-            self.respond(
-                text,
-                msg,
-                addr,
-                488,
-                "Not Acceptable Here",
-                extra=['Warning: 305 omnihub "Incompatible media format: offer PCMU"'],
-            )
-            return None
-        return offer
-
-    def _reinvite(self, text: str, msg: SipMessage, addr: tuple[str, int], call: SipCall) -> None:
-        if not msg.body.strip():  # an offerless re-INVITE: our answer becomes the offer
-            offer: SdpOffer | None = call.offer
-        else:
-            offer = self._offer(text, msg, addr, msg.headers["call-id"])
-        if offer is None:  # 488 sent: the call goes on as it was (RFC 3261 14.2)
-            return
-        call.update(offer)
-        self.owner.answer(call, text, msg, addr, renegotiated=True)
-
-    def on_call(self, call_info: SipCallInfo) -> None:
-        """voip-utils read an INVITE: answer it with PCMU and hand the call to the handler."""
-        if self._pending is None:  # not ours to take (voip-utils' outgoing calls: unused)
-            return
-        text, msg, offer, sock, addr = self._pending
-        self._pending = None
-        self.owner.accept(call_info, text, msg, offer, sock, addr)
-
-
 class SipTransport:
     """Answers SIP calls on a UDP port and runs each through the call handler."""
 
@@ -413,7 +118,7 @@ class SipTransport:
             str(self.options.host), self.options.rtp_port_min, self.options.rtp_port_max
         )
         self.closing = False
-        self._protocol: _SipProtocol | None = None
+        self._protocol: SipSignalling | None = None
         self._handler: CallHandler | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -435,7 +140,7 @@ class SipTransport:
         self._handler = handler
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(
-            lambda: _SipProtocol(self), local_addr=(str(self.options.host), self.options.port)
+            lambda: SipSignalling(self), local_addr=(str(self.options.host), self.options.port)
         )
         self._protocol = protocol
         log.info("SIP listening on udp %s:%d", self.options.host, self.port)
@@ -464,22 +169,16 @@ class SipTransport:
             return local
 
     def accept(
-        self,
-        sip: SipCallInfo,
-        text: str,
-        msg: SipMessage,
-        offer: SdpOffer,
-        sock: socket.socket,
-        addr: tuple[str, int],
+        self, sip: SipCallInfo, req: SipRequest, offer: SdpOffer, sock: socket.socket
     ) -> None:
         """Build the call for an INVITE voip-utils read, answer it, run the handler."""
         assert self._protocol is not None and self._handler is not None
-        protocol = self._protocol
+        protocol, msg, addr = self._protocol, req.msg, req.addr
         call_id = msg.headers["call-id"]
         host = self._advertised(addr[0])
         local_tag = secrets.token_hex(8)
         contact = sip.contact_endpoint or sip.caller_endpoint
-        caller = _caller(msg, sip)
+        caller = caller_number(msg, sip)
         dialled = (msg.request_uri or "").removeprefix("sip:").split("@")[0].split(";")[0]
         params = {h: msg.headers[h] for h in _PARAM_HEADERS if h in msg.headers}
         params["source"] = f"{addr[0]}:{addr[1]}"
@@ -533,7 +232,7 @@ class SipTransport:
         )
         self.calls[call_id] = call
         self._dialogs[call_id] = dialog
-        self.answer(call, text, msg, addr, renegotiated=False)
+        self.answer(call, req, renegotiated=False)
         log.info(
             "SIP call %s from %s (%s) answered on RTP port %d",
             call_id,
@@ -545,15 +244,8 @@ class SipTransport:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def answer(
-        self,
-        call: SipCall,
-        text: str,
-        msg: SipMessage,
-        addr: tuple[str, int],
-        *,
-        renegotiated: bool,
-    ) -> None:
+    def answer(self, call: SipCall, req: SipRequest, *, renegotiated: bool) -> None:
+        """Our 200 OK with the SDP answer to the call's (new) offer."""
         assert self._protocol is not None
         dialog = self._dialogs[call.info.call_id.removeprefix("sip:")]
         if renegotiated:
@@ -566,9 +258,7 @@ class SipTransport:
             version=dialog.sdp_version,
         )
         dialog.answer = self._protocol.respond(
-            text,
-            msg,
-            addr,
+            req,
             200,
             "OK",
             to_tag=dialog.local_tag,
