@@ -143,6 +143,11 @@ class SdpOffer:
     codecs: tuple[str, ...]  # as offered, for the log line when none is acceptable
 
     @property
+    def receives_audio(self) -> bool:
+        """Whether the caller wants our RTP (not on hold, not send-only, a real port)."""
+        return self.audio.direction in ("sendrecv", "recvonly") and self.port != 0
+
+    @property
     def sends_audio(self) -> bool:
         """Whether the caller will send RTP (not on hold, not receive-only)."""
         return self.audio.direction in ("sendrecv", "sendonly") and self.port != 0

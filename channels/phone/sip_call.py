@@ -275,14 +275,13 @@ class SipCall:
         next_at = self._loop.time()
         first = True
         while self._transport is not None and not self._transport.is_closing():
-            frame = self._next_frame()
-            self._transport.sendto(
-                build_rtp(
+            frame = self._next_frame()  # the clock runs on hold too: prompts keep their pace
+            if self.offer.receives_audio:
+                packet = build_rtp(
                     self.offer.pcmu or 0, self._seq, self._ts, self._ssrc, frame, marker=first
-                ),
-                self._remote,
-            )
-            first = False
+                )
+                self._transport.sendto(packet, self._remote)
+                first = False
             self._seq += 1
             self._ts += FRAME_SAMPLES
             next_at += FRAME_S

@@ -684,7 +684,7 @@ def test_an_offer_is_answered_with_pcmu_and_its_event_type_and_other_streams_ref
         100,
     )
     assert offer.codecs == ("opus/48000/2", "pcma/8000", "pcmu/8000", "telephone-event/8000")
-    assert offer.sends_audio
+    assert offer.sends_audio and not offer.receives_audio  # a=sendonly: we keep quiet
     answer = answer_sdp(offer, host="192.0.2.1", port=30000, session_id=5, version=2)
     assert "m=audio 30000 RTP/AVP 0 100\r\n" in answer
     assert "a=rtpmap:100 telephone-event/8000" in answer
