@@ -131,6 +131,8 @@ class Handler:
                     record._more.set()
                 elif isinstance(event, Dtmf):
                     record.digits += event.digit
+                    if event.digit == "D":
+                        raise RuntimeError("a bug in the call controller")
                     if len(record.digits) == self.answer_after and self.answer_after:
                         speaking = asyncio.create_task(self._answer(record))
                 else:
@@ -569,6 +571,16 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
         await asyncio.wait_for(cancelled.ended.wait(), WAIT)
         assert cancelled.hang_up == HangUp(by="caller", reason="CANCEL")
 
+        # a call handler that fails: logged, and the caller hears BYE rather than silence
+        raw.request("INVITE", sip.port, "crash", body=offer(5012, "0 PCMU/8000"))
+        tag = header(await raw.response("1 INVITE"), "To").rsplit("tag=", 1)[1]
+        raw.request("ACK", sip.port, "crash", to_tag=tag)
+        crashed = await asyncio.wait_for(handler.calls.get(), WAIT)
+        info = {"body": "Signal=D\r\n", "content_type": "application/dtmf-relay"}
+        raw.request("INFO", sip.port, "crash", cseq=2, to_tag=tag, **info)
+        assert header(await raw.response("BYE"), "Call-ID") == "crash"
+        await asyncio.wait_for(crashed.ended.wait(), WAIT)
+
         # all along, baresip's call went on: its audio still arrives, then its BYE ends it
         await asyncio.wait_for(ongoing.heard(len(ongoing.audio) // 2 + 8000), WAIT)
         assert ongoing.hang_up is None
@@ -598,6 +610,7 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
     assert "no codec we speak offered (speex/8000)" in logged
     assert "SIP INVITE from 127.0.0.2 refused" in logged
     assert "missing cseq" in logged
+    assert "sip:crash: call handler failed" in logged and "a bug in the call controller" in logged
 
 
 # -- the pure layer: RTP, RFC 4733, SDP -------------------------------------------------------
