@@ -576,8 +576,10 @@ async def test_bad_input_gets_a_clear_answer_while_a_call_goes_on(
         tag = header(await raw.response("1 INVITE"), "To").rsplit("tag=", 1)[1]
         raw.request("ACK", sip.port, "crash", to_tag=tag)
         crashed = await asyncio.wait_for(handler.calls.get(), WAIT)
-        info = {"body": "Signal=D\r\n", "content_type": "application/dtmf-relay"}
-        raw.request("INFO", sip.port, "crash", cseq=2, to_tag=tag, **info)
+        keypad = "application/dtmf-relay"
+        raw.request(
+            "INFO", sip.port, "crash", cseq=2, to_tag=tag, body="Signal=D", content_type=keypad
+        )
         assert header(await raw.response("BYE"), "Call-ID") == "crash"
         await asyncio.wait_for(crashed.ended.wait(), WAIT)
 
