@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only when something is missing.
 set -euo pipefail
-PACKAGES=(chromium fonts-noto-cjk ffmpeg espeak-ng libmagic1 tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim dovecot-imapd openssl)
+PACKAGES=(chromium fonts-noto-cjk ffmpeg espeak-ng baresip libmagic1 tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim dovecot-imapd openssl)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
