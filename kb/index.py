@@ -283,7 +283,9 @@ class WhooshKnowledgeIndex:
         confident = bool(hits) and fusion.confident(hits[0].score, semantic, chinese)
         answer = hits[0] if confident else None
         suggestion = None if hits else self._suggest(text, searcher)
-        return KbResult(query=text, hits=hits, answer=answer, suggestion=suggestion)
+        return KbResult(
+            query=text, hits=hits, answer=answer, suggestion=suggestion, semantic=semantic
+        )
 
     @staticmethod
     def _confirmed(

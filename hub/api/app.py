@@ -14,6 +14,7 @@ import aiohttp_cors
 from aiohttp import web
 
 from bot import DecisionPolicy, FrontLineBot, say_in
+from bot.policy import PolicyDecider
 from channels import REGISTRY, channel_class
 from hub.api import (
     agent_ws,
@@ -101,11 +102,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
-    policy = DecisionPolicy(
-        clarify_margin=settings.bot_clarify_margin,
-        clarify_below=settings.bot_clarify_below,
-        max_misses=settings.bot_max_misses,
-    )
+    policy = decision_policy(settings)
     knowledge = ArticleKnowledge(app[ARTICLES], settings.effective_public_url)
     bot = FrontLineBot(knowledge, policy)
     log.info("front-line bot actions: %s", ", ".join(bot.action_names()))
@@ -352,6 +349,21 @@ def _close_sockets(channels: list[Channel]):  # type: ignore[no-untyped-def]
             await ws.close(code=1001, message=b"server shutting down")
 
     return on_shutdown
+
+
+def decision_policy(settings: Settings) -> DecisionPolicy:
+    """The bot's answer/clarify/escalate policy from the settings."""
+    return DecisionPolicy(
+        clarify_margin=settings.bot_clarify_margin,
+        clarify_below=settings.bot_clarify_below,
+        max_misses=settings.bot_max_misses,
+        answer_thresholds=dict(settings.bot_answer_thresholds),
+    )
+
+
+def bot_decider(settings: Settings) -> PolicyDecider:
+    """The bot's decision, replayable on a search result (`omnihub kb evaluate/calibrate`)."""
+    return PolicyDecider(decision_policy(settings))
 
 
 async def _seed_demo(app: web.Application) -> None:
