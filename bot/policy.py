@@ -56,7 +56,7 @@ def threshold_key(result: KbResult) -> str | None:
 @dataclass(frozen=True, slots=True)
 class DecisionPolicy:
     """Tunable by configuration (OMNIHUB_BOT_CLARIFY_MARGIN, OMNIHUB_BOT_MAX_MISSES,
-    OMNIHUB_BOT_ANSWER_THRESHOLDS)."""
+    OMNIHUB_BOT_ANSWER_THRESHOLDS, OMNIHUB_BOT_CLARIFY_MARGINS)."""
 
     clarify_margin: float = 0.01
     clarify_below: float = 0.55  # at or above, only a near tie (TIE_MARGIN) is asked about
@@ -65,11 +65,20 @@ class DecisionPolicy:
     # The lowest top score answered with, by `threshold_key`; a missing key keeps the
     # knowledge base's own verdict.
     answer_thresholds: Mapping[str, float] = field(default_factory=dict)
+    # `clarify_margin` by `threshold_key`: close calls are commoner among Chinese BM25 scores
+    # (bigrams shared by neighbouring articles), so a language may ask sooner.
+    clarify_margins: Mapping[str, float] = field(default_factory=dict)
 
     def threshold(self, result: KbResult) -> float | None:
         """The answer threshold that applies to `result` (None: the index's verdict)."""
         key = threshold_key(result)
         return self.answer_thresholds.get(key) if key is not None else None
+
+    def margin(self, result: KbResult) -> float:
+        """The clarify margin that applies to `result` (under `clarify_below`)."""
+        key = threshold_key(result)
+        found = self.clarify_margins.get(key) if key is not None else None
+        return self.clarify_margin if found is None else found
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +112,7 @@ def decide(result: KbResult, policy: DecisionPolicy) -> Decision:
         return Decision("escalate", top, top[0].score if top else None, _miss(top))
     others = [h for h in result.hits if h.article_id != best.article_id]
     # A sure top hit (at or over clarify_below) is only questioned on a near tie.
-    margin = policy.clarify_margin if best.score < policy.clarify_below else TIE_MARGIN
+    margin = policy.margin(result) if best.score < policy.clarify_below else TIE_MARGIN
     if others and best.score - others[0].score < margin:
         choices = (best, *others[: policy.max_choices - 1])
         return Decision("clarify", choices, best.score, "close_scores")
@@ -144,12 +153,22 @@ class PolicyDecider:
         """The configured answer thresholds."""
         return dict(self.policy.answer_thresholds)
 
+    def margins(self) -> dict[str, float]:
+        """The configured clarify margins, per key, with the general one under "*"."""
+        return {"*": self.policy.clarify_margin, **self.policy.clarify_margins}
+
     def decide(
-        self, result: KbResult, thresholds: Mapping[str, float] | None = None
+        self,
+        result: KbResult,
+        thresholds: Mapping[str, float] | None = None,
+        margins: Mapping[str, float] | None = None,
     ) -> tuple[DecisionKind, tuple[str, ...]]:
-        """(decision, article ids: the answer, the choices offered, or the best miss)."""
+        """(decision, article ids: the answer, the choices offered, or the best miss), with
+        these thresholds and clarify margins by key in place of the configured ones."""
         policy = self.policy
         if thresholds is not None:
             policy = replace(policy, answer_thresholds=dict(thresholds))
+        if margins is not None:
+            policy = replace(policy, clarify_margins=dict(margins))
         decision = decide(result, policy)
         return decision.kind, tuple(h.article_id for h in decision.hits)

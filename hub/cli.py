@@ -296,14 +296,17 @@ def _kb_calibrate(settings: Settings, args: argparse.Namespace) -> int:
         f"{args.target_precision}, out-of-scope recall >= {args.min_oos_recall}"
     )
     print("\n".join(kb_evaluation.calibration_table(choices)))
-    picked = {c.key: c.threshold for c in choices if c.threshold is not None}
+    picked = [c for c in choices if c.threshold is not None and c.margin is not None]
     if not picked:
         print("nothing to calibrate: no question found an article")
         return 1
-    thresholds = {**decider.thresholds(), **picked}
-    print("\nTo use these thresholds, put this line in the hub's TOML settings file:")
-    lines = kb_evaluation.settings_lines(thresholds)
-    print(f"  {lines[0]}\nor set this environment variable:\n  {lines[1]}")
+    thresholds = {**decider.thresholds(), **{c.key: c.threshold for c in picked}}
+    margins = {k: v for k, v in decider.margins().items() if k != "*"}
+    margins.update({c.key: c.margin for c in picked})
+    lines = kb_evaluation.settings_lines(thresholds, margins)
+    print("\nTo use them, put these lines in the hub's TOML settings file (OMNIHUB_CONFIG):")
+    print(f"  {lines[0]}\n  {lines[1]}\nor set these environment variables:")
+    print(f"  {lines[2]}\n  {lines[3]}")
     print("then restart the hub (`omnihub kb evaluate` shows the result).")
     return 0 if all(c.met for c in choices) else 3
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # ("zh.bm25", "zh.semantic", "en.bm25", "en.semantic"); a key left out keeps the knowledge
     # base's own threshold. `omnihub kb calibrate` prints these lines (docs/kb-evaluation.md).
     bot_answer_thresholds: dict[str, float] = {}
+    # `bot_clarify_margin` per question language and ranking mode, keyed alike.
+    bot_clarify_margins: dict[str, float] = {}
     # Channel adapters beyond web chat, by registry name, each with its own options
     # (validated by the channel): {"telegram": {"inboxes": {"support": {"token": "…"}}}}.
     # A channel named here is enabled; web chat always is.
@@ -130,7 +132,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("bot_answer_thresholds")
+    @field_validator("bot_answer_thresholds", "bot_clarify_margins")
     @classmethod
     def _threshold_keys(cls, value: dict[str, float]) -> dict[str, float]:
         for key, threshold in value.items():
@@ -139,7 +141,7 @@ class Settings(BaseSettings):
                     f"unknown key {key!r}: use LANGUAGE.MODE, e.g. zh.bm25 or en.semantic"
                 )
             if not 0 <= threshold <= 1:
-                raise ValueError(f"{key} = {threshold}: a score threshold is between 0 and 1")
+                raise ValueError(f"{key} = {threshold}: a score or margin is between 0 and 1")
         return value
 
     @field_validator("action_server_token")

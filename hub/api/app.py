@@ -358,6 +358,7 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
         clarify_below=settings.bot_clarify_below,
         max_misses=settings.bot_max_misses,
         answer_thresholds=dict(settings.bot_answer_thresholds),
+        clarify_margins=dict(settings.bot_clarify_margins),
     )
 
 

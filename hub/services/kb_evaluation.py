@@ -45,14 +45,21 @@ class Decider(Protocol):
         ...
 
     def thresholds(self) -> dict[str, float]:
-        """The answer thresholds configured now."""
+        """The answer thresholds configured now, by key."""
+        ...
+
+    def margins(self) -> dict[str, float]:
+        """The clarify margins configured now, by key; the general one under "*"."""
         ...
 
     def decide(
-        self, result: KbResult, thresholds: Mapping[str, float] | None = None
+        self,
+        result: KbResult,
+        thresholds: Mapping[str, float] | None = None,
+        margins: Mapping[str, float] | None = None,
     ) -> tuple[str, tuple[str, ...]]:
-        """(answer | clarify | escalate, article ids) with these thresholds (None: the
-        configured ones)."""
+        """(answer | clarify | escalate, article ids) with these thresholds and clarify
+        margins by key (None: the configured ones)."""
         ...
 
 
@@ -158,6 +165,7 @@ class Figures:
     answered: int = 0
     answered_right: int = 0
     clarified: int = 0
+    clarified_right: int = 0  # the expected article among the choices offered
     oos: int = 0
     oos_held: int = 0
 
@@ -172,6 +180,7 @@ class Figures:
             "MRR": _ratio(self.reciprocal_ranks, self.in_scope),
             "precision": _ratio(self.answered_right, self.answered),
             "accuracy": _ratio(self.answered_right, self.in_scope),
+            "with choice": _ratio(self.answered_right + self.clarified_right, self.in_scope),
             "OOS recall": _ratio(self.oos_held, self.oos),
         }
 
@@ -184,12 +193,16 @@ def count(
     replays: Iterable[Replay],
     decider: Decider,
     thresholds: Mapping[str, float] | None = None,
+    margins: Mapping[str, float] | None = None,
     group: Callable[[Replay], str] = lambda r: r.language,
 ) -> dict[str, Figures]:
-    """Figures per group (by default the language) and over all (`ALL`)."""
+    """Figures per group (by default the language) and over all (`ALL`), with the decider's
+    thresholds and margins or these."""
     figures: dict[str, Figures] = {}
     for r in replays:
-        kind, ids = decider.decide(r.result, thresholds) if r.result else ("escalate", ())
+        kind, ids = (
+            decider.decide(r.result, thresholds, margins) if r.result else ("escalate", ())
+        )
         hits = [h.article_id for h in r.result.hits] if r.result else []
         for name in {group(r), ALL}:
             f = figures.setdefault(name, Figures())
@@ -203,6 +216,7 @@ def count(
                 continue
             f.in_scope += 1
             f.clarified += kind == "clarify"
+            f.clarified_right += kind == "clarify" and expected in ids
             f.hit1 += hits[:1] == [expected]
             f.hit3 += expected in hits[:3]
             if expected in hits:
@@ -215,14 +229,19 @@ def count(
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """One key's calibration: the threshold picked and what it gives."""
+    """One key's calibration: the threshold and margin picked and what they give."""
 
     key: str
-    current: float | None  # configured now; None: the index's own verdict
-    threshold: float | None  # None: nothing to pick from (no in-scope questions scored)
+    current: float | None  # the threshold configured now; None: the index's own verdict
+    threshold: float | None  # None: nothing to pick from (no question of the key scored)
+    margin: float | None
     figures: Figures
     met: bool  # both targets met
     note: str
+
+
+# Clarify margins tried: from never asking to asking on a close call of an eighth of a point.
+MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
 
 
 def candidates(scores: Iterable[float]) -> list[float]:
@@ -245,18 +264,25 @@ def calibrate(
     target_precision: float,
     min_oos_recall: float,
 ) -> list[Choice]:
-    """Per threshold key: the threshold that answers the most in-scope questions right with
-    answer precision >= `target_precision` and out-of-scope recall >= `min_oos_recall`; when
-    none does, the one that falls least short of them (and `met` False)."""
-    current = decider.thresholds()
+    """Per threshold key: the answer threshold and clarify margin that answer the most
+    in-scope questions right with answer precision >= `target_precision` and out-of-scope
+    recall >= `min_oos_recall` (then: the most resolved with a choice, the most escalated);
+    when none does, the pair that falls least short of them (and `met` False)."""
+    thresholds, margins = decider.thresholds(), decider.margins()
     choices: list[Choice] = []
-    keys = sorted({r.key for r in replays if r.key is not None})
-    for key in keys:
+    for key in sorted({r.key for r in replays if r.key is not None}):
         mine = [r for r in replays if r.key == key]
         scores = [r.result.hits[0].score for r in mine if r.result and r.result.hits]
-        best: tuple[tuple[float, ...], float, Figures, bool] | None = None
-        for threshold in candidates(scores):
-            f = count(mine, decider, {**current, key: threshold}, group=lambda r: ALL)[ALL]
+        tried = sorted({*MARGINS, margins.get(key, margins["*"])})
+        best: tuple[tuple[float, ...], float, float, Figures, bool] | None = None
+        for threshold, margin in itertools.product(candidates(scores), tried):
+            f = count(
+                mine,
+                decider,
+                {**thresholds, key: threshold},
+                {**margins, key: margin},
+                group=lambda r: ALL,
+            )[ALL]
             precision = _ratio(f.answered_right, f.answered)
             recall = _ratio(f.oos_held, f.oos)
             met = (
@@ -264,37 +290,40 @@ def calibrate(
                 and precision >= target_precision
                 and (recall is None or recall >= min_oos_recall)
             )
-            # Met: most right answers, then the higher recall. Not met: the least shortfall.
             shortfall = max(
                 target_precision - (precision if precision is not None else 0.0),
                 min_oos_recall - recall if recall is not None else 0.0,
             )
-            rank = (1.0, f.answered_right, f.oos_held) if met else (0.0, -shortfall, 0)
+            resolved = f.answered_right + f.clarified_right
+            rank = (1.0, f.answered_right, resolved, f.oos_held) if met else (0.0, -shortfall)
             if best is None or rank > best[0]:
-                best = (rank, threshold, f, met)
+                best = (rank, threshold, margin, f, met)
         if best is None:
             note = "no question of this kind found an article: nothing to calibrate"
-            choices.append(Choice(key, current.get(key), None, Figures(), False, note))
+            choices.append(Choice(key, thresholds.get(key), None, None, Figures(), False, note))
             continue
-        _rank, threshold, f, met = best
+        _rank, threshold, margin, f, met = best
         if met and f.oos == 0:
             note = "no out-of-scope questions: recall not measured; add some"
         elif met:
             note = "targets met"
         else:
             note = "targets not reachable: the best trade-off is shown"
-        choices.append(Choice(key, current.get(key), threshold, f, met, note))
+        choices.append(Choice(key, thresholds.get(key), threshold, margin, f, met, note))
     return choices
 
 
-def settings_lines(thresholds: Mapping[str, float]) -> list[str]:
-    """The TOML line and the environment variable that configure `thresholds`."""
-    ordered = dict(sorted(thresholds.items()))
-    toml = ", ".join(f'"{k}" = {v}' for k, v in ordered.items())
-    return [
-        f"bot_answer_thresholds = {{ {toml} }}",
-        f"OMNIHUB_BOT_ANSWER_THRESHOLDS='{json.dumps(ordered)}'",
-    ]
+def settings_lines(thresholds: Mapping[str, float], margins: Mapping[str, float]) -> list[str]:
+    """The TOML lines, then the environment variables, that configure these thresholds and
+    clarify margins (by key)."""
+    lines: list[str] = []
+    named = (("bot_answer_thresholds", thresholds), ("bot_clarify_margins", margins))
+    for name, values in named:
+        pairs = ", ".join(f"{json.dumps(k)} = {v}" for k, v in sorted(values.items()))
+        lines.append(f"{name} = {{ {pairs} }}")
+    for name, values in named:
+        lines.append(f"OMNIHUB_{name.upper()}='{json.dumps(dict(sorted(values.items())))}'")
+    return lines
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -324,16 +353,17 @@ def evaluation_table(figures: Mapping[str, Figures]) -> list[str]:
 def calibration_table(choices: Sequence[Choice]) -> list[str]:
     """One row per threshold key: now, picked, and the figures at the pick."""
     lines = [
-        f"{'key':<14}{'in scope':>9}{'OOS':>6}{'now':>8}{'picked':>8}"
-        f"{'precision':>11}{'OOS recall':>11}{'accuracy':>10}  note"
+        f"{'key':<13}{'in scope':>9}{'OOS':>5}{'now':>8}{'picked':>8}{'margin':>8}"
+        f"{'precision':>10}{'OOS recall':>11}{'accuracy':>9}{'w/ choice':>10}  note"
     ]
     for c in choices:
         ratios = c.figures.ratios()
         now = "index" if c.current is None else f"{c.current:.4f}"
         picked = "-" if c.threshold is None else f"{c.threshold:.4f}"
+        margin = "-" if c.margin is None else f"{c.margin:.3f}"
         lines.append(
-            f"{c.key:<14}{c.figures.in_scope:>9}{c.figures.oos:>6}{now:>8}{picked:>8}"
-            f"{_cell(ratios['precision']):>11}{_cell(ratios['OOS recall']):>11}"
-            f"{_cell(ratios['accuracy']):>10}  {c.note}"
+            f"{c.key:<13}{c.figures.in_scope:>9}{c.figures.oos:>5}{now:>8}{picked:>8}"
+            f"{margin:>8}{_cell(ratios['precision']):>10}{_cell(ratios['OOS recall']):>11}"
+            f"{_cell(ratios['accuracy']):>9}{_cell(ratios['with choice']):>10}  {c.note}"
         )
     return lines
