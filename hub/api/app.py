@@ -44,6 +44,7 @@ from hub.api.keys import (
     STORE,
 )
 from hub.config import ENV_PREFIX, OUTBOX_RETRY_DEFAULTS, Settings
+from hub.demo import synonym_groups as demo_synonym_groups
 from hub.demo import team as demo_team
 from hub.errors import ConfigError, HubError
 from hub.events import LocalBus, RedisBus
@@ -404,3 +405,6 @@ async def _seed_demo_faq(app: web.Application) -> None:
         log.error("the demo FAQ has bad rows: %s", "; ".join(report.errors))
     else:
         log.info("demo FAQ: %s", report.summary())
+    # The curated Chinese synonyms, once: after that they are the editors' to change.
+    if not await app[ARTICLES].synonyms():
+        await app[ARTICLES].set_synonyms(demo_synonym_groups(), None)
