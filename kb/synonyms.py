@@ -87,16 +87,15 @@ class SynonymExpander:
     def expand(self, query_terms: Sequence[str]) -> dict[str, float]:
         """Terms to add, with their weights, for a query made of `query_terms`."""
         present = set(query_terms)
+        # Initials are Chinese typed in Latin letters: read them as the words they stand for,
+        # which then expand through their groups like typed ones.
+        spelled = {t for term in present for t in self._initials.get(term, ())} - present
+        present |= spelled
         # Expand within the query's script only: 密码 finding "password" would rank English
         # articles above the Chinese ones a Chinese-speaking customer needs; PIN in a Chinese
         # question still finds 密码.
         chinese = any(has_cjk(t) for t in present)
-        added: dict[str, float] = {}
-        for term in present:
-            # Initials are Chinese typed in Latin letters: they find the Chinese words.
-            for found in self._initials.get(term, ()):
-                if found not in present:
-                    added[found] = EXPANSION_WEIGHT
+        added = dict.fromkeys(spelled, EXPANSION_WEIGHT)
         for members in self._groups:
             if not any(m <= present for m in members):
                 continue

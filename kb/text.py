@@ -173,6 +173,12 @@ def _cjk_terms(run: str, offset: int) -> Iterator[tuple[str, int, int]]:
             yield char, offset + i, offset + i + 1
 
 
+# Full-width ASCII (ＡＴＭ, typed with a Chinese input method) as ASCII, one character for one:
+# `clean_text` (NFKC) already folds whole texts, but the analyzer also meets text that was not
+# cleaned (synonyms, highlighting) and must keep spans, which NFKC may not (㎏ -> kg).
+_HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+
+
 @lru_cache(maxsize=1 << 17)
 def _latin_term(run: str) -> str | None:
     """Index term of one Latin-script word as found in text (None for a stop word).
@@ -180,7 +186,7 @@ def _latin_term(run: str) -> str | None:
     Cached on the word as written: a corpus repeats a small vocabulary, so lower-casing,
     stop-word lookup and stemming run once per distinct spelling rather than per token.
     """
-    word = run.lower().replace("’", "'")
+    word = run.translate(_HALF_WIDTH).lower().replace("’", "'")
     if word in ENGLISH_STOP_WORDS:
         return None
     word = word.replace("'", "")
