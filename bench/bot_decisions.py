@@ -3,6 +3,9 @@
     .venv/bin/python bench/bot_decisions.py --articles ../shared/eval/clinc150/articles.jsonl \
         --queries ../shared/eval/clinc150/queries-dev.jsonl [--clarify-margin 0.02]
 
+The bot's policy is the hub's, from the settings: OMNIHUB_BOT_ANSWER_THRESHOLDS and
+OMNIHUB_BOT_CLARIFY_MARGINS (what `omnihub kb calibrate` prints) apply.
+
 Method: the articles are imported, published, into a fresh knowledge base through the same
 path as bench/kb_accuracy.py (`kb_io.import_articles` into a temporary SQLite database and
 index). Every query (`{"text","expected"}`, `expected` null when it must be escalated) is put
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import tempfile
@@ -36,6 +40,7 @@ from benchlib import add_kb_arguments, percentile
 from kb_accuracy import load_queries
 
 from bot import DecisionPolicy, FrontLineBot
+from hub.api.app import decision_policy
 from hub.cli import open_knowledge_base
 from hub.config import load_settings
 from hub.services import kb_io
@@ -75,10 +80,10 @@ async def run(
             report = await kb_io.import_articles(service, articles_path, "jsonl", publish=True)
             if not report.ok:
                 raise SystemExit("\n".join(report.errors))
-            bot = FrontLineBot(
-                ArticleKnowledge(service, "http://hub.invalid"),
-                DecisionPolicy(clarify_margin=margin),
-            )
+            # The hub's policy from the settings (OMNIHUB_BOT_ANSWER_THRESHOLDS and
+            # OMNIHUB_BOT_CLARIFY_MARGINS apply), with the margin under measurement.
+            policy = dataclasses.replace(decision_policy(settings), clarify_margin=margin)
+            bot = FrontLineBot(ArticleKnowledge(service, "http://hub.invalid"), policy)
             await bot.run(_call("warm up"))  # first-search costs are not timed
             for row in queries:
                 t0 = time.perf_counter()
@@ -108,6 +113,8 @@ async def run(
         "queries": len(queries),
         "semantic": semantic,
         "clarify_margin": margin,
+        "answer_thresholds": dict(settings.bot_answer_thresholds),
+        "clarify_margins": dict(settings.bot_clarify_margins),
         "in_scope_acc": ratio(right, in_scope),
         "in_scope_with_choice": ratio(right + with_choice, in_scope),
         "clarify_rate": ratio(clarified, in_scope),
