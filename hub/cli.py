@@ -296,13 +296,15 @@ def _kb_calibrate(settings: Settings, args: argparse.Namespace) -> int:
         f"{args.target_precision}, out-of-scope recall >= {args.min_oos_recall}"
     )
     print("\n".join(kb_evaluation.calibration_table(choices)))
-    picked = [c for c in choices if c.threshold is not None and c.margin is not None]
+    thresholds = decider.thresholds()
+    margins = {k: v for k, v in decider.margins().items() if k != "*"}
+    picked = 0
+    for c in choices:
+        if c.threshold is not None and c.margin is not None:
+            thresholds[c.key], margins[c.key], picked = c.threshold, c.margin, picked + 1
     if not picked:
         print("nothing to calibrate: no question found an article")
         return 1
-    thresholds = {**decider.thresholds(), **{c.key: c.threshold for c in picked}}
-    margins = {k: v for k, v in decider.margins().items() if k != "*"}
-    margins.update({c.key: c.margin for c in picked})
     lines = kb_evaluation.settings_lines(thresholds, margins)
     print("\nTo use them, put these lines in the hub's TOML settings file (OMNIHUB_CONFIG):")
     print(f"  {lines[0]}\n  {lines[1]}\nor set these environment variables:")

@@ -13,8 +13,7 @@ from pathlib import Path
 import aiohttp_cors
 from aiohttp import web
 
-from bot import DecisionPolicy, FrontLineBot, say_in
-from bot.policy import PolicyDecider
+from bot import DecisionPolicy, FrontLineBot, PolicyDecider, say_in
 from channels import REGISTRY, channel_class
 from hub.api import (
     agent_ws,

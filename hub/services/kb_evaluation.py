@@ -94,8 +94,8 @@ def read_questions(path: Path) -> list[Question]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ValidationFailed(f"{path}:{line}: not UTF-8 text", code="bad_file") from None
+        bad = raw[: exc.start].count(b"\n") + 1
+        raise ValidationFailed(f"{path}:{bad}: not UTF-8 text", code="bad_file") from None
     questions: list[Question] = []
     errors: list[str] = []
     for n, line in enumerate(text.splitlines(), 1):
