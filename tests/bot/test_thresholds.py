@@ -16,6 +16,7 @@ from hub.ports import KbArticle, KbHit, KbResult
 from hub.services import kb_evaluation
 from hub.services.kb_evaluation import Question
 from kb import WhooshKnowledgeIndex
+from tests.kb.test_chinese_lexical import built_index
 
 ARTICLES = [
     KbArticle("refund", "en", "When do I get my refund?", "Refunds reach your card in 5 days.",
@@ -52,10 +53,8 @@ QUESTIONS = [
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[WhooshKnowledgeIndex]:
-    ix = WhooshKnowledgeIndex(tmp_path / "kb")
-    ix.rebuild(ARTICLES)
-    yield ix
-    ix.close()
+    with built_index(tmp_path / "kb", ARTICLES) as ix:
+        yield ix
 
 
 def hit(article_id: str, score: float) -> KbHit:

@@ -5,7 +5,8 @@ editor's and the demo shop's). A real BM25-only index over a few articles writte
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,12 +51,21 @@ ARTICLES = [
 ]
 
 
+@contextmanager
+def built_index(directory: Path, articles: Sequence[KbArticle]) -> Iterator[WhooshKnowledgeIndex]:
+    """A BM25-only index holding `articles`, closed afterwards."""
+    ix = WhooshKnowledgeIndex(directory)
+    try:
+        ix.rebuild(articles)
+        yield ix
+    finally:
+        ix.close()
+
+
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[WhooshKnowledgeIndex]:
-    ix = WhooshKnowledgeIndex(tmp_path / "kb")
-    ix.rebuild(ARTICLES)
-    yield ix
-    ix.close()
+    with built_index(tmp_path / "kb", ARTICLES) as ix:
+        yield ix
 
 
 def top(ix: WhooshKnowledgeIndex, query: str) -> str | None:
@@ -123,9 +133,7 @@ def test_demo_synonyms_are_valid_groups_that_help_the_demo_faq(tmp_path: Path) -
     groups = synonym_groups(demo_groups())
     assert len(groups) >= 15
     assert all(len(term) > 1 for group in groups for term in group)
-    ix = WhooshKnowledgeIndex(tmp_path / "demo")
-    try:
-        ix.rebuild(articles)
+    with built_index(tmp_path / "demo", articles) as ix:
         # 快件 is the colloquial 快递: without the groups a near tie with another article.
         before = ix.search("快件到哪了").hits
         ix.set_synonyms(groups)
@@ -134,5 +142,3 @@ def test_demo_synonyms_are_valid_groups_that_help_the_demo_faq(tmp_path: Path) -
         assert after[0].score - after[1].score > 5 * (before[0].score - before[1].score)
         # Initials of a member (配送费) stand for its whole group (运费, 邮费).
         assert top(ix, "psf多少") == "zh-shipping-times"
-    finally:
-        ix.close()
