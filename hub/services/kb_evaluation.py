@@ -240,6 +240,7 @@ class Choice:
     note: str
 
 
+MAX_CANDIDATES = 300  # thresholds tried per key (each replays every question of the key)
 # Clarify margins tried: from never asking to asking on a close call of an eighth of a point.
 MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
 
@@ -250,9 +251,15 @@ def candidates(scores: Iterable[float]) -> list[float]:
     points = sorted({round(s, 6) for s in scores})
     if not points:
         return []
+    if len(points) > MAX_CANDIDATES:
+        # Every score of thousands of questions would cost a replay each; evenly spaced
+        # quantiles move the picked threshold by a fraction of a question per step.
+        step = (len(points) - 1) / (MAX_CANDIDATES - 1)
+        points = sorted({points[round(i * step)] for i in range(MAX_CANDIDATES)})
     found = [points[0]]
     for low, high in itertools.pairwise(points):
-        mid = math.ceil((low + high) / 2 * 10_000) / 10_000  # 4 decimals, still above `low`
+        # 4 decimals, still above `low` (rounded first: 0.15 must not become 0.1501)
+        mid = math.ceil(round((low + high) / 2 * 10_000, 6)) / 10_000
         found.append(mid if low < mid <= high else high)
     found.append(math.floor(points[-1] * 10_000 + 1) / 10_000)
     return found

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from bot.policy import DecisionPolicy, PolicyDecider, decide, threshold_key
 from hub.api.app import decision_policy
+from hub.api.keys import ARTICLES as ARTICLE_SERVICE
 from hub.config import load_settings
 from hub.errors import ConfigError
 from hub.ports import KbArticle, KbHit, KbResult
 from hub.services import kb_evaluation
 from hub.services.kb_evaluation import Question
 from kb import WhooshKnowledgeIndex
+from tests.bot.conftest import ask
 from tests.kb.test_chinese_lexical import built_index
+from tests.support import Customer
 
 ARTICLES = [
     KbArticle("refund", "en", "When do I get my refund?", "Refunds reach your card in 5 days.",
@@ -187,3 +192,25 @@ async def test_bad_input_gets_a_decision_never_an_exception(
     assert kinds["환불은 언제 되나요?"] == "escalate"
     assert kinds["Wann bekomme ich mein Geld zurück?"] == "escalate"
     assert set(kinds.values()) <= {"answer", "clarify", "escalate"}
+
+
+def test_thousands_of_scores_are_tried_at_a_bounded_number_of_thresholds() -> None:
+    scores = [i / 5000 for i in range(5000)]
+    tried = kb_evaluation.candidates(scores)
+    assert len(tried) <= kb_evaluation.MAX_CANDIDATES + 1
+    assert tried[0] == 0.0 and tried[-1] > max(scores)
+    assert tried == sorted(tried)
+    few = kb_evaluation.candidates([0.3, 0.1, 0.2, 0.2])
+    assert few == [0.1, 0.15, 0.25, 0.3001]  # midway between neighbours, then above all
+
+
+async def test_the_demo_hub_answers_a_colloquial_chinese_question(
+    hub: TestClient[Any, Any], customer: Customer
+) -> None:
+    """The shipped Chinese thresholds with the demo's curated synonyms, through the widget:
+    快件 (colloquial for 快递) alone is a near tie the bot would not answer."""
+    assert ["物流", "快递", "包裹", "快件"] in await hub.app[ARTICLE_SERVICE].synonyms()
+    await customer.connect()
+    reply = await ask(customer, "快件到哪了", "c1")
+    assert "如何查询订单物流？" in reply["text"], reply
+    assert [c["title"] for c in reply["choices"]] == ["是", "否"]
