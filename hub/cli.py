@@ -229,13 +229,19 @@ def _kb_reindex(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _kb_search(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.api.app import bot_decider  # the bot's decision, thresholds per language
     from hub.model import KbSource
 
     async def run() -> list[str]:
         async with open_knowledge_base(settings) as service:
             result = await service.search(args.question, args.lang, args.limit, KbSource.CONSOLE)
-        answer = result.answer.article_id if result.answer else None
-        lines = [f"answer: {answer}" if answer else "decision: escalate (no confident answer)"]
+        kind, ids = bot_decider(settings).decide(result)
+        if kind == "answer":
+            lines = [f"answer: {ids[0]}"]
+        elif kind == "clarify":
+            lines = [f"decision: clarify (asks which of {', '.join(ids)})"]
+        else:
+            lines = ["decision: escalate (no confident answer)"]
         for n, hit in enumerate(result.hits, 1):
             lines.append(
                 f"{n:2}. {hit.score:7.3f}  {hit.article_id}  [{hit.language}]  {hit.title}"
