@@ -15,7 +15,8 @@ the `bot_decision` slot the action sets.
 
 Figures: in-scope accuracy = answered with the expected article / in-scope queries (a
 clarifying question is not an answer); out-of-scope recall = escalated / out-of-scope queries;
-out-of-scope precision = out-of-scope among the escalated. Also: how often the bot asked
+out-of-scope precision = out-of-scope among the escalated; answer precision = right answers
+among all answers (to out-of-scope queries too). Also: how often the bot asked
 which article was meant, how often the expected article was among those choices
 (`in_scope_with_choice` counts those as resolved), and wrong answers. Latency p50/p95 per
 decision (search + action), nearest rank. The last line of stdout is one JSON object.
@@ -73,7 +74,7 @@ async def run(
     queries = load_queries(query_paths)
     latencies: list[float] = []
     in_scope = right = with_choice = wrong = clarified = 0
-    oos = oos_escalated = escalated = 0
+    oos = oos_escalated = escalated = answered = 0
     with tempfile.TemporaryDirectory(prefix="bot-decisions-") as tmp:
         settings = load_settings(data_dir=Path(tmp), kb_semantic=semantic, demo=False)
         async with open_knowledge_base(settings) as service:
@@ -91,6 +92,7 @@ async def run(
                 latencies.append((time.perf_counter() - t0) * 1000)
                 kind, expected = decision["decision"], row["expected"]
                 escalated += kind == "escalate"
+                answered += kind == "answer"
                 if expected is None:
                     oos += 1
                     oos_escalated += kind == "escalate"
@@ -121,6 +123,8 @@ async def run(
         "wrong_answer_rate": ratio(wrong, in_scope),
         "oos_recall": ratio(oos_escalated, oos),
         "oos_precision": ratio(oos_escalated, escalated),
+        # Of the bot's answers, the right ones (answers to out-of-scope queries are wrong).
+        "answer_precision": ratio(right, answered),
         "p50_ms": round(percentile(latencies, 50) or 0.0, 2),
         "p95_ms": round(percentile(latencies, 95) or 0.0, 2),
     }
