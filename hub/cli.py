@@ -263,10 +263,11 @@ async def _replayed(
 ) -> tuple[list[kb_evaluation.Replay], kb_evaluation.Decider]:
     """The questions of `path` searched on the configured knowledge base as the bot searches
     (not recorded for the gap report: these are a test, not customers)."""
-    from hub.api.app import bot_decider  # the composition root builds the bot's decision
     from hub.services import kb_evaluation
 
-    questions = kb_evaluation.read_questions(path)
+    questions = kb_evaluation.read_questions(path)  # a bad file fails before anything opens
+    from hub.api.app import bot_decider  # the composition root builds the bot's decision
+
     decider = bot_decider(settings)
     async with open_knowledge_base(settings) as service:
 
