@@ -14,10 +14,10 @@ from rasa_sdk.executor import ActionExecutor
 from bot import dialogue
 from bot.actions import ACTIONS, SLOTS
 from bot.phrases import say_in
-from bot.policy import DecisionPolicy
+from bot.policy import DecisionPolicy, PolicyDecider
 from hub.ports import BotKnowledge
 
-__all__ = ["DOMAIN", "DecisionPolicy", "FrontLineBot", "say_in"]
+__all__ = ["DOMAIN", "DecisionPolicy", "FrontLineBot", "PolicyDecider", "say_in"]
 
 # The domain the hub sends with its in-process action calls (Rasa's format, trimmed to what
 # the actions use).

@@ -1,5 +1,5 @@
-"""The `omnihub` command: serve, db upgrade, agents add, kb import/export/reindex/search,
-simulate, erlang, speech install."""
+"""The `omnihub` command: serve, db upgrade, agents add, kb import/export/reindex/search/
+evaluate/calibrate, simulate, erlang, phone check, speech install."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from hub.errors import ConfigError, HubError
 from hub.model import Role
 
 if TYPE_CHECKING:
+    from hub.ports import KbResult
+    from hub.services import kb_evaluation
     from hub.services.articles import ArticleService
 
 
@@ -228,13 +230,19 @@ def _kb_reindex(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _kb_search(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.api.app import bot_decider  # the bot's decision, thresholds per language
     from hub.model import KbSource
 
     async def run() -> list[str]:
         async with open_knowledge_base(settings) as service:
             result = await service.search(args.question, args.lang, args.limit, KbSource.CONSOLE)
-        answer = result.answer.article_id if result.answer else None
-        lines = [f"answer: {answer}" if answer else "decision: escalate (no confident answer)"]
+        kind, ids = bot_decider(settings).decide(result)
+        if kind == "answer":
+            lines = [f"answer: {ids[0]}"]
+        elif kind == "clarify":
+            lines = [f"decision: clarify (asks which of {', '.join(ids)})"]
+        else:
+            lines = ["decision: escalate (no confident answer)"]
         for n, hit in enumerate(result.hits, 1):
             lines.append(
                 f"{n:2}. {hit.score:7.3f}  {hit.article_id}  [{hit.language}]  {hit.title}"
@@ -251,12 +259,74 @@ def _kb_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _replayed(
+    settings: Settings, path: Path
+) -> tuple[list[kb_evaluation.Replay], kb_evaluation.Decider]:
+    """The questions of `path` searched on the configured knowledge base as the bot searches
+    (not recorded for the gap report: these are a test, not customers)."""
+    from hub.services import kb_evaluation
+
+    questions = kb_evaluation.read_questions(path)  # a bad file fails before anything opens
+    from hub.api.app import bot_decider  # the composition root builds the bot's decision
+
+    decider = bot_decider(settings)
+    async with open_knowledge_base(settings) as service:
+
+        async def search(query: str) -> KbResult:
+            return await service.keeper.search(query, None, kb_evaluation.SEARCH_LIMIT)
+
+        return await kb_evaluation.replay(questions, search, decider), decider
+
+
+def _kb_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.services import kb_evaluation
+
+    replays, decider = asyncio.run(_replayed(settings, Path(args.path)))
+    figures = kb_evaluation.count(replays, decider)
+    modes = sorted({r.key for r in replays if r.key})
+    print(f"{len(replays)} questions from {args.path}; thresholds by: {', '.join(modes) or '-'}")
+    print("\n".join(kb_evaluation.evaluation_table(figures)))
+    return 0
+
+
+def _kb_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.services import kb_evaluation
+
+    for name in ("target_precision", "min_oos_recall"):
+        if not 0 < getattr(args, name) <= 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be above 0 and at most 1")
+    replays, decider = asyncio.run(_replayed(settings, Path(args.path)))
+    choices = kb_evaluation.calibrate(
+        replays, decider, args.target_precision, args.min_oos_recall
+    )
+    print(
+        f"{len(replays)} questions from {args.path}; targets: answer precision >= "
+        f"{args.target_precision}, out-of-scope recall >= {args.min_oos_recall}"
+    )
+    print("\n".join(kb_evaluation.calibration_table(choices)))
+    thresholds = decider.thresholds()
+    margins = {k: v for k, v in decider.margins().items() if k != "*"}
+    picked = 0
+    for c in choices:
+        if c.threshold is not None and c.margin is not None:
+            thresholds[c.key], margins[c.key], picked = c.threshold, c.margin, picked + 1
+    if not picked:
+        print("nothing to calibrate: no question found an article")
+        return 1
+    lines = kb_evaluation.settings_lines(thresholds, margins)
+    print("\nTo use them, put these lines in the hub's TOML settings file (OMNIHUB_CONFIG):")
+    print(f"  {lines[0]}\n  {lines[1]}\nor set these environment variables:")
+    print(f"  {lines[2]}\n  {lines[3]}")
+    print("then restart the hub (`omnihub kb evaluate` shows the result).")
+    return 0 if all(c.met for c in choices) else 3
+
+
 def _add_kb_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from hub.services.kb_io import FORMATS
 
     kb = sub.add_parser(
         "kb",
-        help="knowledge base: import, export, reindex, search",
+        help="knowledge base: import, export, reindex, search, evaluate, calibrate",
         description="Knowledge-base (FAQ) commands. The database holds the articles; the "
         "search index under OMNIHUB_DATA_DIR/kb-index is derived from it.",
     )
@@ -309,6 +379,45 @@ def _add_kb_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     search.add_argument("--lang", help="en or zh (default: both)")
     search.add_argument("--limit", type=int, default=5, help="hits to show (default: 5)")
     search.set_defaults(func=_kb_search)
+
+    questions = (
+        "JSON Lines, one question a line: "
+        '{"text": "...", "expected": "article-id"} or "expected": null when no article answers '
+        'it; optional "language" to report under (default: the question\'s script).'
+    )
+    evaluate = kb_sub.add_parser(
+        "evaluate",
+        help="measure the knowledge base on labelled questions",
+        description="Put every question to the configured knowledge base as the bot does and "
+        "print hit@1, hit@3, MRR, answer precision, in-scope accuracy and out-of-scope recall "
+        "per language and overall. " + questions,
+    )
+    evaluate.add_argument("path", metavar="QUESTIONS.jsonl")
+    evaluate.set_defaults(func=_kb_evaluate)
+
+    calibrate = kb_sub.add_parser(
+        "calibrate",
+        help="pick the bot's answer thresholds from labelled questions",
+        description="Search every question once as the bot does, replay the bot's decision "
+        "under every useful threshold per question language and ranking mode, and print the "
+        "thresholds that meet the targets (or the best trade-off) with the settings line to "
+        "use. Changes nothing. Exit status 0 when every target is met, 3 when not. "
+        + questions,
+    )
+    calibrate.add_argument("path", metavar="QUESTIONS.jsonl")
+    calibrate.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.90,
+        help="share of the bot's answers that must be right (default: 0.90)",
+    )
+    calibrate.add_argument(
+        "--min-oos-recall",
+        type=float,
+        default=0.80,
+        help="share of unanswerable questions that must be escalated (default: 0.80)",
+    )
+    calibrate.set_defaults(func=_kb_calibrate)
 
 
 def _speech_install(settings: Settings, args: argparse.Namespace) -> int:

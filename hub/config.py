@@ -6,6 +6,7 @@ A wrong value stops start-up with a ConfigError that names the setting (and its 
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -22,6 +23,8 @@ from hub.errors import ConfigError
 from hub.inboxes import DEFAULT_INBOX_BOT, InboxBot
 
 ENV_PREFIX = "OMNIHUB_"
+# A key of `bot_answer_thresholds`: the question's language and the ranking mode.
+THRESHOLD_KEY = re.compile(r"[a-z]{2,3}\.(semantic|bm25)")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -96,6 +99,15 @@ class Settings(BaseSettings):
     bot_clarify_margin: float = Field(0.01, ge=0, le=1)
     bot_clarify_below: float = Field(0.55, ge=0, le=2)
     bot_max_misses: int = Field(2, ge=1, le=10)  # misses in a row before a hand-off
+    # The lowest top score the bot answers with, per question language and ranking mode
+    # ("zh.bm25", "zh.semantic", "en.bm25", "en.semantic"); a key left out keeps the knowledge
+    # base's own threshold. `omnihub kb calibrate` prints these lines (docs/kb-evaluation.md).
+    # Setting either replaces the whole table. Default: zh-dev calibrated, with room (0.19 was
+    # the edge): answer precision 0.922, out-of-scope recall 0.838, answered right 0.392, right
+    # or among the choices 0.558 (BM25 only; bench/bot_decisions.py).
+    bot_answer_thresholds: dict[str, float] = {"zh.bm25": 0.20}
+    # `bot_clarify_margin` per question language and ranking mode, keyed alike.
+    bot_clarify_margins: dict[str, float] = {"zh.bm25": 0.08}
     # Channel adapters beyond web chat, by registry name, each with its own options
     # (validated by the channel): {"telegram": {"inboxes": {"support": {"token": "…"}}}}.
     # A channel named here is enabled; web chat always is.
@@ -139,6 +151,18 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("bot_answer_thresholds", "bot_clarify_margins")
+    @classmethod
+    def _threshold_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, threshold in value.items():
+            if not THRESHOLD_KEY.fullmatch(key):
+                raise ValueError(
+                    f"unknown key {key!r}: use LANGUAGE.MODE, e.g. zh.bm25 or en.semantic"
+                )
+            if not 0 <= threshold <= 1:
+                raise ValueError(f"{key} = {threshold}: a score or margin is between 0 and 1")
+        return value
 
     @field_validator("action_server_token")
     @classmethod

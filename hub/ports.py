@@ -413,6 +413,9 @@ class KbResult:
     hits: list[KbHit]
     answer: KbHit | None  # the hit the bot would answer with; None means escalate
     suggestion: str | None = None  # a corrected query when nothing matched
+    # Whether the semantic stage scored the query (False: BM25 only); None when the index does
+    # not say. The bot's answer thresholds are per language and this mode (bot/policy.py).
+    semantic: bool | None = None
 
 
 class KnowledgeIndex(Protocol):

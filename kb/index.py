@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 # 4: term vectors replaced by a stored list of each document's distinct terms (kb.scoring)
 # 5: Chinese terms folded from Traditional to Simplified (kb.text.fold_chinese)
-SCHEMA_VERSION = 5
+# 6: Chinese single characters indexed at half weight (kb.text.UNIGRAM_WEIGHT)
+SCHEMA_VERSION = 6
 # Titles and alternate questions say what an article is about; the body mostly explains.
 FIELD_BOOSTS: dict[str, float] = {TITLE_MARK: 2.5, QUESTIONS_MARK: 1.5, BODY_MARK: 0.5}
 # Deleted documents cost a little at every searcher opening (their terms are subtracted from
@@ -283,7 +284,9 @@ class WhooshKnowledgeIndex:
         confident = bool(hits) and fusion.confident(hits[0].score, semantic, chinese)
         answer = hits[0] if confident else None
         suggestion = None if hits else self._suggest(text, searcher)
-        return KbResult(query=text, hits=hits, answer=answer, suggestion=suggestion)
+        return KbResult(
+            query=text, hits=hits, answer=answer, suggestion=suggestion, semantic=semantic
+        )
 
     @staticmethod
     def _confirmed(

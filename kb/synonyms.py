@@ -3,20 +3,28 @@
 Editors maintain their own groups (the hub stores them in its database and calls
 `set_synonyms`); a few built-in groups cover spelling variants and cross-language words that
 customers use everywhere (登陆/登录, xyk, PIN/密码), so a fresh index already knows them.
+
+Pinyin initials come free with every group: a Chinese member of three characters or more is
+also matched by its initials typed in Latin letters (xyk, sjyh, rgkf), which customers type
+when they cannot be bothered to switch input methods. Two-letter initials are left out: they
+are English words and abbreviations as often (mm, id, ok).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from kb.text import clean_text, has_cjk, terms
+from kb.text import clean_text, fold_chinese, has_cjk, terms
 
 FILE_NAME = "synonyms.json"
 # An expanded term says less than the word the customer typed: weigh it lower.
 EXPANSION_WEIGHT = 0.6
+MIN_INITIALS = 3  # syllables a Chinese member needs before its initials match it
+_HAN_ONLY = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 BUILTIN_GROUPS: tuple[tuple[str, ...], ...] = (
     ("登录", "登陆", "login", "log in", "sign in"),
@@ -64,20 +72,30 @@ class SynonymExpander:
     def __init__(self, groups: Iterable[Sequence[str]]) -> None:
         # Each member as its set of index terms; a member matches when all its terms occur.
         self._groups: list[list[frozenset[str]]] = []
+        # Pinyin initials -> the terms of the Chinese members they stand for.
+        self._initials: dict[str, set[str]] = {}
         for group in groups:
             members = [frozenset(terms(p)) for p in group]
             members = [m for m in members if m]
             if len(members) > 1:
                 self._groups.append(members)
+            for phrase in group:
+                abbreviation = initials(phrase)
+                if abbreviation is not None:
+                    self._initials.setdefault(abbreviation, set()).update(terms(phrase))
 
     def expand(self, query_terms: Sequence[str]) -> dict[str, float]:
         """Terms to add, with their weights, for a query made of `query_terms`."""
         present = set(query_terms)
+        # Initials are Chinese typed in Latin letters: read them as the words they stand for,
+        # which then expand through their groups like typed ones.
+        spelled = {t for term in present for t in self._initials.get(term, ())} - present
+        present |= spelled
         # Expand within the query's script only: 密码 finding "password" would rank English
         # articles above the Chinese ones a Chinese-speaking customer needs; PIN in a Chinese
         # question still finds 密码.
         chinese = any(has_cjk(t) for t in present)
-        added: dict[str, float] = {}
+        added = dict.fromkeys(spelled, EXPANSION_WEIGHT)
         for members in self._groups:
             if not any(m <= present for m in members):
                 continue
@@ -86,3 +104,16 @@ class SynonymExpander:
                     if has_cjk(term) == chinese:
                         added[term] = EXPANSION_WEIGHT
         return added
+
+
+def initials(phrase: str) -> str | None:
+    """The pinyin initials of an all-Chinese `phrase` of MIN_INITIALS characters or more
+    ("信用卡" -> "xyk", polyphones read as in the phrase by pypinyin's phrase table); None for
+    anything else."""
+    text = fold_chinese(clean_text(phrase).strip())
+    if len(text) < MIN_INITIALS or not _HAN_ONLY.fullmatch(text):
+        return None
+    from pypinyin import Style, lazy_pinyin  # only when a group has a Chinese phrase
+
+    letters = "".join(lazy_pinyin(text, style=Style.FIRST_LETTER, errors="ignore"))
+    return letters.lower() if letters.isascii() and letters.isalpha() else None

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import aiohttp_cors
 from aiohttp import web
 
-from bot import DecisionPolicy, FrontLineBot, say_in
+from bot import DecisionPolicy, FrontLineBot, PolicyDecider, say_in
 from channels import REGISTRY, channel_class
 from hub.api import (
     agent_ws,
@@ -46,6 +46,7 @@ from hub.api.keys import (
 from hub.calls.controller import CallController, FlowFile
 from hub.channel_names import VOICE
 from hub.config import ENV_PREFIX, OUTBOX_RETRY_DEFAULTS, Settings
+from hub.demo import synonym_groups as demo_synonym_groups
 from hub.demo import team as demo_team
 from hub.errors import ConfigError, HubError
 from hub.events import LocalBus, RedisBus
@@ -112,11 +113,7 @@ def create_app(
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
-    policy = DecisionPolicy(
-        clarify_margin=settings.bot_clarify_margin,
-        clarify_below=settings.bot_clarify_below,
-        max_misses=settings.bot_max_misses,
-    )
+    policy = decision_policy(settings)
     knowledge = ArticleKnowledge(app[ARTICLES], settings.effective_public_url)
     bot = FrontLineBot(knowledge, policy)
     log.info("front-line bot actions: %s", ", ".join(bot.action_names()))
@@ -438,6 +435,22 @@ def _close_sockets(channels: list[Channel]):  # type: ignore[no-untyped-def]
     return on_shutdown
 
 
+def decision_policy(settings: Settings) -> DecisionPolicy:
+    """The bot's answer/clarify/escalate policy from the settings."""
+    return DecisionPolicy(
+        clarify_margin=settings.bot_clarify_margin,
+        clarify_below=settings.bot_clarify_below,
+        max_misses=settings.bot_max_misses,
+        answer_thresholds=dict(settings.bot_answer_thresholds),
+        clarify_margins=dict(settings.bot_clarify_margins),
+    )
+
+
+def bot_decider(settings: Settings) -> PolicyDecider:
+    """The bot's decision, replayable on a search result (`omnihub kb evaluate/calibrate`)."""
+    return PolicyDecider(decision_policy(settings))
+
+
 async def _seed_demo(app: web.Application) -> None:
     settings = app[SETTINGS]
     try:
@@ -475,3 +488,6 @@ async def _seed_demo_faq(app: web.Application) -> None:
         log.error("the demo FAQ has bad rows: %s", "; ".join(report.errors))
     else:
         log.info("demo FAQ: %s", report.summary())
+    # The curated Chinese synonyms, once: after that they are the editors' to change.
+    if not await app[ARTICLES].synonyms():
+        await app[ARTICLES].set_synonyms(demo_synonym_groups(), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,7 +143,9 @@ def synonym_groups(groups: Sequence[Sequence[str]]) -> list[list[str]]:
         )
     clean: list[list[str]] = []
     for n, group in enumerate(groups, 1):
-        terms = list(dict.fromkeys(t for t in (model.one_line(t).lower() for t in group) if t))
+        # NFKC: full-width letters (ｘｙｋ, typed with a Chinese input method) as ASCII.
+        found = (model.one_line(unicodedata.normalize("NFKC", t)).lower() for t in group)
+        terms = list(dict.fromkeys(t for t in found if t))
         if len(terms) < 2 or len(terms) > MAX_SYNONYMS_PER_GROUP:
             raise ValidationFailed(
                 f"synonym group {n} needs 2 to {MAX_SYNONYMS_PER_GROUP} different terms",
