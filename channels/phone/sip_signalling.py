@@ -60,6 +60,21 @@ def caller_number(msg: SipMessage, sip: SipCallInfo) -> str:
     return sip.caller_endpoint.uri
 
 
+_REQUEST_USER = re.compile(rb"^(INVITE sip:)([^@\s]+)(@)")
+
+
+def _readable_by_voip_utils(data: bytes) -> bytes:
+    """The INVITE with its request-URI user reduced to what voip-utils' pattern reads.
+
+    voip-utils takes only letters, digits, `_` and `.` there, so a trunk dialling the E.164
+    `sip:+15550100@hub` (the usual form) or `sip:555-0100@hub` would be refused as unreadable.
+    The dialled number the hub uses comes from the original request line, not from this copy.
+    """
+    return _REQUEST_USER.sub(
+        lambda m: m[1] + (re.sub(rb"[^\w.]", b"", m[2]) or b"s") + m[3], data, count=1
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SipRequest:
     """A request as it arrived: its text (for every Via), voip-utils' parse, its source."""
@@ -226,7 +241,8 @@ class SipSignalling(SipDatagramProtocol):
             return
         self._pending = (req, offer, sock)
         try:
-            super().datagram_received(req.data, req.addr)  # voip-utils reads it -> on_call
+            # voip-utils reads it -> on_call
+            super().datagram_received(_readable_by_voip_utils(req.data), req.addr)
         finally:
             if self._pending is not None:  # voip-utils could not read it: it logged why
                 self._pending = None
