@@ -2,7 +2,8 @@
 (`channels.voice.sip`, a Korean flow), the real call controller answers with real speech
 (pyttsx3 over espeak-ng, the packaged Korean Vosk model). The caller picks the menu by key,
 waits for a person, says their question (a customer message), hears the agent's typed reply
-(relay mode), and the hub says goodbye when the agent resolves; the conversation and its event log keep the whole call."""
+(relay mode), and the hub says goodbye when the agent resolves; the conversation and its
+event log keep the whole call."""
 
 from __future__ import annotations
 
