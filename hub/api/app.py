@@ -97,7 +97,12 @@ def create_app(settings: Settings) -> web.Application:
     app[AGENTS] = AgentService(store, timedelta(hours=settings.session_ttl_hours))
     keeper = IndexKeeper(
         store,
-        functools.partial(open_index, settings.kb_index_dir, semantic=settings.kb_semantic),
+        functools.partial(
+            open_index,
+            settings.kb_index_dir,
+            semantic=settings.kb_semantic,
+            multilingual=settings.kb_multilingual,
+        ),
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
