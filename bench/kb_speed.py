@@ -42,13 +42,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import percentile
+from benchlib import add_multilingual_argument, percentile
 
 from hub.ports import KbArticle
 from kb import WhooshKnowledgeIndex, open_index
@@ -68,6 +68,33 @@ def _vocabulary(rng: random.Random, n: int) -> list[str]:
     return sorted(words)
 
 
+def _words_drawer(
+    rng: random.Random,
+    vocab: list[str],
+    common: list[str],
+    cum_weights: list[float] | None,
+    sep: str,
+) -> Callable[[int, list[str], float], str]:
+    """`words(k, topic, topical)`: k words, each a topic word (share `topical`), a common one
+    (0.35) or one of `vocab` (by `cum_weights`, or uniformly), joined by `sep`."""
+
+    def words(k: int, topic: list[str], topical: float) -> str:
+        out = []
+        for _ in range(k):
+            r = rng.random()
+            if r < topical:
+                out.append(rng.choice(topic))
+            elif r < topical + 0.35:
+                out.append(rng.choice(common))
+            elif cum_weights is not None:
+                out.append(rng.choices(vocab, cum_weights=cum_weights)[0])
+            else:
+                out.append(rng.choice(vocab))
+        return sep.join(out)
+
+    return words
+
+
 class Corpus:
     """The generated articles and queries (same seed, same corpus)."""
 
@@ -79,17 +106,7 @@ class Corpus:
         # draws, same corpus).
         cum_weights = list(itertools.accumulate(1 / (i + 1) for i in range(len(vocab))))
 
-        def words(k: int, topic: list[str], topical: float) -> str:
-            out = []
-            for _ in range(k):
-                r = rng.random()
-                if r < topical:
-                    out.append(rng.choice(topic))
-                elif r < topical + 0.35:
-                    out.append(rng.choice(COMMON))
-                else:
-                    out.append(rng.choices(vocab, cum_weights=cum_weights)[0])
-            return " ".join(out)
+        words = _words_drawer(rng, vocab, COMMON, cum_weights, " ")
 
         self.articles: list[KbArticle] = []
         self.topics: list[list[str]] = []
@@ -142,17 +159,7 @@ class ChineseCorpus:
         words_list = sorted(vocab)
         topics_list = words_list[:300]
 
-        def words(k: int, topic: list[str], topical: float) -> str:
-            out = []
-            for _ in range(k):
-                r = rng.random()
-                if r < topical:
-                    out.append(rng.choice(topic))
-                elif r < topical + 0.35:
-                    out.append(rng.choice(ZH_COMMON))
-                else:
-                    out.append(rng.choice(words_list))
-            return "".join(out)
+        words = _words_drawer(rng, words_list, ZH_COMMON, None, "")
 
         self.articles: list[KbArticle] = []
         topics: list[list[str]] = []
@@ -291,12 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1000,
         help="Chinese articles added for the multilingual stage's timing (0: none)",
     )
-    parser.add_argument(
-        "--multilingual",
-        choices=("auto", "e5", "use", "off"),
-        default="auto",
-        help="encoder of Chinese questions (kb/multilingual.py)",
-    )
+    add_multilingual_argument(parser)
     args = parser.parse_args(argv)
 
     corpus = Corpus(args.articles, args.queries, args.seed)

@@ -151,12 +151,7 @@ async def open_knowledge_base(
         bus = RedisBus(settings.redis_url)
     keeper = IndexKeeper(
         store,
-        functools.partial(
-            open_index,
-            settings.kb_index_dir,
-            semantic=settings.kb_semantic,
-            multilingual=settings.kb_multilingual,
-        ),
+        functools.partial(open_index, settings.kb_index_dir, **settings.kb_index_options),
     )
     try:
         if bus is not None:

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         """The knowledge-base search index (derived; `omnihub kb reindex` rebuilds it)."""
         return self.data_dir / "kb-index"
 
+    @property
+    def kb_index_options(self) -> dict[str, Any]:
+        """Keyword arguments of `kb.open_index` these settings choose."""
+        return {"semantic": self.kb_semantic, "multilingual": self.kb_multilingual}
+
     def bot_rules(self, inbox: str) -> InboxBot | None:
         """The bot's rules for an inbox, or None when the bot is off there."""
         rules = self.bot_inboxes.get(inbox, DEFAULT_INBOX_BOT)
