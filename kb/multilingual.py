@@ -67,6 +67,9 @@ COSINE_FLOOR = {E5: 0.76, USE: 0.05}
 COSINE_SCALE = {E5: 4.0, USE: 1.0}
 # Candidates each part of the stage returns before they are combined.
 STAGE_CANDIDATES = 100
+# E5 reads a longer text in 512-token windows and averages them: a pasted page would cost
+# seconds. The question is at its start (MiniLM likewise reads only 256 word pieces).
+MAX_QUERY_CHARS = 300
 _WORD_RE = re.compile(r"[^\W_]")
 
 
@@ -299,7 +302,7 @@ class MultilingualStage:
 
     def scores(self, query: str, limit: int) -> list[tuple[str, float]]:
         """Article ids by their score on MiniLM's scale (module doc), best first."""
-        vector = self.questions.query_vector(query)
+        vector = self.questions.query_vector(query[:MAX_QUERY_CHARS])
         if vector is None:
             return []
         n = max(limit, STAGE_CANDIDATES)
