@@ -342,10 +342,12 @@ class RoutedStage:
         return stage.encoder if stage is not None else None
 
     def encoder_for(self, texts: Sequence[str]) -> Encoder | None:
-        """The encoder that reads these texts: the multilingual one when any has Chinese."""
-        if self.multilingual is not None and any(has_cjk(t) for t in texts):
-            return self.multilingual.encoder
-        return self.encoder
+        """The encoder to group these texts by (kb.grouping): the English one, or None (group
+        by shared terms) when any has Chinese. MiniLM cannot read Chinese, and E5's cosines
+        (0.8 between unrelated Chinese questions) are all above grouping's threshold."""
+        if any(has_cjk(t) for t in texts):
+            return None
+        return self.english.encoder if self.english is not None else None
 
     def _split(self, articles: Sequence[KbArticle]) -> list[KbArticle]:
         return [a for a in articles if is_multilingual(a)]

@@ -231,6 +231,12 @@ def test_bad_input_gives_a_sensible_result(index: KnowledgeIndex, query: str) ->
         assert result.answer is None
 
 
+def test_chinese_questions_are_grouped_by_shared_terms(index: KnowledgeIndex) -> None:
+    # E5 puts unrelated Chinese questions at cosine ~0.8, above the grouping threshold
+    groups = index.group_similar(["信用卡丢了怎么办", "信用卡丢了怎么挂失", "网点几点开门"])
+    assert groups == [[0, 1], [2]]
+
+
 def test_vectors_are_cached_and_edits_keep_the_stages_in_step(tmp_path: Path) -> None:
     directory = tmp_path / "kb"
     ix = open_index(directory, multilingual="e5")
