@@ -128,7 +128,9 @@ def start_echo(python: str, workdir: Path) -> ManagedServer:
     return server
 
 
-def start_hub(python: str, workdir: Path, extra_env: dict[str, str] | None = None) -> ManagedServer:
+def start_hub(
+    python: str, workdir: Path, extra_env: dict[str, str] | None = None
+) -> ManagedServer:
     """Start `python -m hub serve` on a free port with a fresh data dir; wait until ready.
 
     `extra_env` adds settings (e.g. OMNIHUB_CHANNELS for a channel's benchmark)."""
