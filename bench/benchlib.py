@@ -22,6 +22,17 @@ def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="fuse the semantic stage in (default) or rank by BM25 only",
     )
+    add_multilingual_argument(parser)
+
+
+def add_multilingual_argument(parser: argparse.ArgumentParser) -> None:
+    """`--multilingual`: the encoder of Chinese and code-mixed questions (kb/multilingual.py)."""
+    parser.add_argument(
+        "--multilingual",
+        choices=("auto", "e5", "use", "off"),
+        default="auto",
+        help="encoder of Chinese and code-mixed questions (kb/multilingual.py)",
+    )
 
 
 def raise_nofile_limit() -> int:

@@ -69,14 +69,20 @@ def _decision(result: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run(
-    articles_path: Path, query_paths: Sequence[Path], semantic: bool, margin: float
+    articles_path: Path,
+    query_paths: Sequence[Path],
+    semantic: bool,
+    margin: float,
+    multilingual: str = "auto",
 ) -> dict[str, Any]:
     queries = load_queries(query_paths)
     latencies: list[float] = []
     in_scope = right = with_choice = wrong = clarified = 0
     oos = oos_escalated = escalated = answered = 0
     with tempfile.TemporaryDirectory(prefix="bot-decisions-") as tmp:
-        settings = load_settings(data_dir=Path(tmp), kb_semantic=semantic, demo=False)
+        settings = load_settings(
+            data_dir=Path(tmp), kb_semantic=semantic, kb_multilingual=multilingual, demo=False
+        )
         async with open_knowledge_base(settings) as service:
             report = await kb_io.import_articles(service, articles_path, "jsonl", publish=True)
             if not report.ok:
@@ -114,6 +120,7 @@ async def run(
         "articles": str(articles_path),
         "queries": len(queries),
         "semantic": semantic,
+        "multilingual": multilingual,
         "clarify_margin": margin,
         "answer_thresholds": dict(settings.bot_answer_thresholds),
         "clarify_margins": dict(settings.bot_clarify_margins),
@@ -140,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="OMNIHUB_BOT_CLARIFY_MARGIN to measure (default: the shipped one)",
     )
     args = parser.parse_args(argv)
-    figures = asyncio.run(run(args.articles, args.queries, args.semantic, args.clarify_margin))
+    figures = asyncio.run(
+        run(args.articles, args.queries, args.semantic, args.clarify_margin, args.multilingual)
+    )
     for key, value in figures.items():
         if key != "bench":
             print(f"{key:<22}{value}")

@@ -1,7 +1,8 @@
 """Knowledge-base retrieval accuracy on a labelled query set.
 
     .venv/bin/python bench/kb_accuracy.py --articles ../shared/eval/banking77/articles.jsonl \
-        --queries ../shared/eval/banking77/queries-dev.jsonl [--semantic | --no-semantic]
+        --queries ../shared/eval/banking77/queries-dev.jsonl [--semantic | --no-semantic] \
+        [--multilingual auto|e5|use|off]
 
 Method: the articles (JSON Lines `{"id","title","body","questions","language","tags",
 "short_answer"?}`) are imported, published, into a fresh knowledge base (SQLite database and
@@ -46,7 +47,9 @@ def load_queries(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-async def run(articles_path: Path, query_paths: Sequence[Path], semantic: bool) -> dict[str, Any]:
+async def run(
+    articles_path: Path, query_paths: Sequence[Path], semantic: bool, multilingual: str = "auto"
+) -> dict[str, Any]:
     """Measure one article/query set; returns the figures (see the module docstring)."""
     queries = load_queries(query_paths)
     latencies: list[float] = []
@@ -54,7 +57,9 @@ async def run(articles_path: Path, query_paths: Sequence[Path], semantic: bool) 
     rr = 0.0
     in_scope = answered_right = oos = oos_escalated = 0
     with tempfile.TemporaryDirectory(prefix="kb-accuracy-") as tmp:
-        settings = load_settings(data_dir=Path(tmp), kb_semantic=semantic, demo=False)
+        settings = load_settings(
+            data_dir=Path(tmp), kb_semantic=semantic, kb_multilingual=multilingual, demo=False
+        )
         async with open_knowledge_base(settings) as service:
             started = time.perf_counter()
             report = await kb_io.import_articles(service, articles_path, "jsonl", publish=True)
@@ -85,6 +90,7 @@ async def run(articles_path: Path, query_paths: Sequence[Path], semantic: bool) 
         "articles": str(articles_path),
         "queries": len(queries),
         "semantic": semantic,
+        "multilingual": multilingual,
         "hit1": round(hit1 / in_scope, 4) if in_scope else None,
         "hit3": round(hit3 / in_scope, 4) if in_scope else None,
         "mrr": round(rr / in_scope, 4) if in_scope else None,
@@ -103,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_kb_arguments(parser)
     args = parser.parse_args(argv)
-    figures = asyncio.run(run(args.articles, args.queries, args.semantic))
+    figures = asyncio.run(run(args.articles, args.queries, args.semantic, args.multilingual))
     print(f"articles        {args.articles}")
     print(f"queries         {figures['queries']}  (semantic: {figures['semantic']})")
     for key in ("hit1", "hit3", "mrr", "in_scope_accuracy", "oos_recall", "p50_ms", "p95_ms"):

@@ -1,6 +1,7 @@
 """Knowledge-base speed: index build and query latency, against SQLite FTS5 on the same data.
 
-    .venv/bin/python bench/kb_speed.py [--articles 10000] [--queries 1000] [--no-semantic]
+    .venv/bin/python bench/kb_speed.py [--articles 10000] [--queries 1000] [--no-semantic] \
+        [--zh-articles 1000] [--multilingual auto|e5|use|off]
 
 Corpus (deterministic, `--seed`): `--articles` English articles generated from a fixed
 vocabulary of 3,000 made-up words drawn with a Zipf-like distribution plus 300 topic
@@ -20,7 +21,11 @@ Measured, in one run:
 * unless `--no-semantic`, with the semantic stage: semantic_build_s, the first rebuild
   (encodes every title and question not in `--vector-cache`: minutes on 2 cores, once per
   corpus), reindex_s, a second rebuild reusing the vectors as `omnihub kb reindex` does, and
-  search_p50_ms/search_p95_ms, the whole search (BM25 + query encoding + cosine + fusion).
+  search_p50_ms/search_p95_ms, the whole search (BM25 + query encoding + cosine + fusion);
+* with the semantic stage and `--zh-articles` > 0: that many Chinese articles (made-up words
+  of common characters, built like the English ones) join the corpus, and `--queries`
+  Chinese questions built from their topic words are timed the same way (zh_search_p50_ms,
+  zh_search_p95_ms: BM25 over the whole index + the multilingual stage, kb/multilingual.py).
 Targets: ratio <= 3, search_p95_ms <= 25, build_s and reindex_s <= 15. Figures only:
 nothing is asserted. The last line of stdout is one JSON object.
 """
@@ -37,13 +42,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import percentile
+from benchlib import add_multilingual_argument, percentile
 
 from hub.ports import KbArticle
 from kb import WhooshKnowledgeIndex, open_index
@@ -63,6 +68,33 @@ def _vocabulary(rng: random.Random, n: int) -> list[str]:
     return sorted(words)
 
 
+def _words_drawer(
+    rng: random.Random,
+    vocab: list[str],
+    common: list[str],
+    cum_weights: list[float] | None,
+    sep: str,
+) -> Callable[[int, list[str], float], str]:
+    """`words(k, topic, topical)`: k words, each a topic word (share `topical`), a common one
+    (0.35) or one of `vocab` (by `cum_weights`, or uniformly), joined by `sep`."""
+
+    def words(k: int, topic: list[str], topical: float) -> str:
+        out = []
+        for _ in range(k):
+            r = rng.random()
+            if r < topical:
+                out.append(rng.choice(topic))
+            elif r < topical + 0.35:
+                out.append(rng.choice(common))
+            elif cum_weights is not None:
+                out.append(rng.choices(vocab, cum_weights=cum_weights)[0])
+            else:
+                out.append(rng.choice(vocab))
+        return sep.join(out)
+
+    return words
+
+
 class Corpus:
     """The generated articles and queries (same seed, same corpus)."""
 
@@ -74,17 +106,7 @@ class Corpus:
         # draws, same corpus).
         cum_weights = list(itertools.accumulate(1 / (i + 1) for i in range(len(vocab))))
 
-        def words(k: int, topic: list[str], topical: float) -> str:
-            out = []
-            for _ in range(k):
-                r = rng.random()
-                if r < topical:
-                    out.append(rng.choice(topic))
-                elif r < topical + 0.35:
-                    out.append(rng.choice(COMMON))
-                else:
-                    out.append(rng.choices(vocab, cum_weights=cum_weights)[0])
-            return " ".join(out)
+        words = _words_drawer(rng, vocab, COMMON, cum_weights, " ")
 
         self.articles: list[KbArticle] = []
         self.topics: list[list[str]] = []
@@ -114,6 +136,57 @@ class Corpus:
             words(rng.randint(3, 12), self.topics[rng.randrange(n_articles)], 0.3) + "?"
             for _ in range(n_queries)
         ]
+
+
+# Common characters of customer-service Chinese; made-up two- and three-character words of them
+# stand in for a vocabulary (jieba cuts them into known words, single characters and bigrams).
+_HANZI = (
+    "银行卡信用借记账户转密码手机登录验证短信额度限制还款分期利息费用年费挂失补办冻结解冻"
+    "开通取消余额明细流水贷款房车保险理赔保单退保存款定期活期到期理财产品赎回收益网点营业"
+    "时间预约柜台客服人工投诉建议地址电话号码身份证件更新境外消费支付失败退回到账延迟"
+)
+ZH_COMMON = "怎么 如何 为什么 可以 我的 请问 一下 不能 需要 办理 多少 什么 哪里 还是".split()
+
+
+class ChineseCorpus:
+    """Chinese articles and questions made like `Corpus`'s (same seed, same corpus)."""
+
+    def __init__(self, n_articles: int, n_queries: int, seed: int) -> None:
+        rng = random.Random(seed + 2)
+        vocab: set[str] = set()
+        while len(vocab) < 2000:
+            vocab.add("".join(rng.choice(_HANZI) for _ in range(rng.randint(2, 3))))
+        words_list = sorted(vocab)
+        topics_list = words_list[:300]
+
+        words = _words_drawer(rng, words_list, ZH_COMMON, None, "")
+
+        self.articles: list[KbArticle] = []
+        topics: list[list[str]] = []
+        for i in range(n_articles):
+            topic = rng.sample(topics_list, 3)
+            topics.append(topic)
+            body = "".join(words(rng.randint(6, 14), topic, 0.1) + "。" for _ in range(4))
+            self.articles.append(
+                KbArticle(
+                    id=f"zh-{i:05d}",
+                    language="zh",
+                    title=words(rng.randint(2, 5), topic, 0.5),
+                    body=body,
+                    questions=tuple(
+                        words(rng.randint(3, 8), topic, 0.3) + "？"
+                        for _ in range(rng.randint(3, 8))
+                    ),
+                )
+            )
+        self.queries = (
+            [
+                words(rng.randint(3, 8), topics[rng.randrange(n_articles)], 0.3) + "？"
+                for _ in range(n_queries)
+            ]
+            if n_articles
+            else []
+        )
 
 
 def _timed(fn: Any, queries: Sequence[str]) -> list[float]:
@@ -156,30 +229,46 @@ def bench_fts5(corpus: Corpus, directory: Path) -> tuple[float, list[float]]:
     return build_s, latencies
 
 
-def bench_semantic(corpus: Corpus, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
+# The vector caches of the semantic stages (kb/__init__.py), kept between runs.
+_VECTOR_FILES = (
+    "vectors/vectors.npz",
+    "vectors-multilingual/questions/vectors.npz",
+    "vectors-multilingual/bodies/vectors.npz",
+)
+
+
+def bench_semantic(
+    corpus: Corpus, chinese: ChineseCorpus, directory: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """Whole search (BM25 + semantic stage) latency, and a reindex with embeddings cached."""
     figures: dict[str, Any] = {}
-    cached = args.vector_cache / f"vectors-{args.articles}-{args.seed}.npz"
-    vectors = directory / "vectors" / "vectors.npz"
-    vectors.parent.mkdir(parents=True)
-    if cached.is_file():
-        shutil.copyfile(cached, vectors)
-    full = open_index(directory, semantic=True)
+    tag = f"{args.articles}-{args.zh_articles}-{args.seed}-{args.multilingual}"
+    cache = args.vector_cache / tag
+    for name in _VECTOR_FILES:
+        if (cache / name).is_file():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cache / name, directory / name)
+    full = open_index(directory, semantic=True, multilingual=args.multilingual)
+    articles = [*corpus.articles, *chinese.articles]
     started = time.perf_counter()
-    full.rebuild(corpus.articles)
+    full.rebuild(articles)
     # The first build of a corpus encodes every title and question (minutes on 2 cores);
     # later builds, like `omnihub kb reindex`, reuse the cached vectors.
     figures["semantic_build_s"] = round(time.perf_counter() - started, 2)
-    figures["semantic_build_encoded"] = getattr(getattr(full, "_vectors", None), "encoded_count", 0)
-    if not cached.is_file():
-        args.vector_cache.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(vectors, cached)
+    for name in _VECTOR_FILES:
+        if (directory / name).is_file():
+            (cache / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(directory / name, cache / name)
     started = time.perf_counter()
-    full.rebuild(corpus.articles)
+    full.rebuild(articles)
     figures["reindex_s"] = round(time.perf_counter() - started, 2)
     lat = _timed(lambda q: full.search(q), corpus.queries)
     figures["search_p50_ms"] = round(percentile(lat, 50) or 0, 2)
     figures["search_p95_ms"] = round(percentile(lat, 95) or 0, 2)
+    if chinese.queries:
+        lat = _timed(lambda q: full.search(q), chinese.queries)
+        figures["zh_search_p50_ms"] = round(percentile(lat, 50) or 0, 2)
+        figures["zh_search_p95_ms"] = round(percentile(lat, 95) or 0, 2)
     close = getattr(full, "close", None)
     if close is not None:
         close()
@@ -203,10 +292,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "omnihub-kb-speed",
         help="keeps the corpus's embeddings between runs (encoding 75k texts takes minutes)",
     )
+    parser.add_argument(
+        "--zh-articles",
+        type=int,
+        default=1000,
+        help="Chinese articles added for the multilingual stage's timing (0: none)",
+    )
+    add_multilingual_argument(parser)
     args = parser.parse_args(argv)
 
     corpus = Corpus(args.articles, args.queries, args.seed)
-    figures: dict[str, Any] = {"bench": "kb_speed", "articles": args.articles}
+    chinese = ChineseCorpus(args.zh_articles, args.queries, args.seed)
+    figures: dict[str, Any] = {
+        "bench": "kb_speed",
+        "articles": args.articles,
+        "zh_articles": args.zh_articles,
+        "multilingual": args.multilingual,
+    }
     with tempfile.TemporaryDirectory(prefix="kb-speed-") as tmp:
         root = Path(tmp)
         bm25 = WhooshKnowledgeIndex(root / "bm25")
@@ -228,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["ratio"] = round(figures["p95_ms"] / max(figures["fts5_p95_ms"], 1e-6), 2)
 
         if args.semantic:
-            figures.update(bench_semantic(corpus, root / "full", args))
+            figures.update(bench_semantic(corpus, chinese, root / "full", args))
 
     width = max(len(k) for k in figures)
     for key, value in figures.items():

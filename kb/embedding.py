@@ -67,7 +67,7 @@ def _import_backends() -> tuple[Any, Any]:
     return load_file, Tokenizer
 
 
-def _limit_blas_threads() -> None:
+def limit_blas_threads() -> None:
     """Run numpy's OpenBLAS single-threaded, unless the environment already decides.
 
     numpy has no API for this, so call OpenBLAS's own setter in the already loaded library
@@ -169,7 +169,7 @@ class Encoder:
         the model files are not there.
         """
         load_file, tokenizer_cls = _import_backends()
-        _limit_blas_threads()
+        limit_blas_threads()
         directory = Path(model_dir) if model_dir is not None else packaged_model_dir()
         names = ("config.json", "tokenizer.json", "model.safetensors")
         paths = {name: directory / name for name in names}
@@ -234,6 +234,10 @@ class Encoder:
                 mask[row, :n] = 1.0
             out[chunk] = self._run(batch, mask)
         return out
+
+    def encode_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """The same as :meth:`encode`: this model reads queries and articles alike."""
+        return self.encode(texts)
 
     def coverage(self, text: str) -> float:
         """Fraction of the text's word pieces the vocabulary knows (0.0 for blank text).

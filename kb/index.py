@@ -73,12 +73,13 @@ class _Reading:
 
 
 class VectorStage(Protocol):
-    """What the index needs of `kb.semantic.VectorIndex`."""
+    """What the index needs of its semantic stage (`kb.multilingual.RoutedStage`)."""
 
-    def set_articles(self, items: Sequence[tuple[str, Sequence[str]]]) -> None: ...
+    def set_articles(self, articles: Sequence[KbArticle]) -> None: ...
     def remove(self, ids: Sequence[str]) -> None: ...
-    def replace_all(self, items: Sequence[tuple[str, Sequence[str]]]) -> None: ...
+    def replace_all(self, articles: Sequence[KbArticle]) -> None: ...
     def scores(self, query: str, limit: int) -> list[tuple[str, float]]: ...
+    def encoder_for(self, texts: Sequence[str]) -> Any: ...
 
 
 def _schema() -> Schema:
@@ -92,11 +93,6 @@ def _schema() -> Schema:
         title=STORED(),
         data=STORED(),
     )
-
-
-def semantic_texts(article: KbArticle) -> list[str]:
-    """What the semantic stage embeds for an article: how it is asked, not the answer."""
-    return [article.title, *article.questions]
 
 
 def _document(article: KbArticle, tokenizer: MixedTokenizer) -> dict[str, Any]:
@@ -378,7 +374,7 @@ class WhooshKnowledgeIndex:
                 self._add(writer, article, replace=True)
             self._commit(writer)
             if self._vectors is not None:
-                self._vectors.set_articles([(a.id, semantic_texts(a)) for a in articles])
+                self._vectors.set_articles(articles)
 
     def remove(self, article_ids: Sequence[str]) -> None:
         """Drop articles by id (unknown ids are ignored)."""
@@ -424,7 +420,7 @@ class WhooshKnowledgeIndex:
                 if progress is not None and len(articles) % PROGRESS_EVERY:
                     progress(len(articles))
             if self._vectors is not None:
-                self._vectors.replace_all([(a.id, semantic_texts(a)) for a in articles])
+                self._vectors.replace_all(articles)
 
     def deleted_count(self) -> int:
         """Documents replaced or removed but still in the index files (until `optimize`)."""
@@ -466,7 +462,7 @@ class WhooshKnowledgeIndex:
 
     def group_similar(self, texts: Sequence[str]) -> list[list[int]]:
         """Cluster questions for the content-gap report, largest group first."""
-        encoder = getattr(self._vectors, "encoder", None)
+        encoder = self._vectors.encoder_for(texts) if self._vectors is not None else None
         return group_similar(texts, encoder)
 
     def close(self) -> None:

@@ -25,15 +25,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from hub.storage.files import atomic_write
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
-
-    from kb.embedding import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +61,25 @@ PREFILTER_ARTICLES = 300
 CENTROID_WEIGHT = 0.25
 
 _Entry = tuple[str, str]  # (text key, normalised text)
+
+
+class Encoder(Protocol):
+    """What the vector index needs of a sentence encoder (kb.embedding, kb.multilingual)."""
+
+    dim: int
+    fingerprint: str  # identifies the weights and settings; keys the vector cache
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Unit vectors of texts to be found (titles, questions, bodies), one row each."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Unit vectors of search queries (E5 reads them with another prefix)."""
+        ...
+
+    def coverage(self, text: str) -> float:
+        """Share of the text the model can read (0.0 for blank text)."""
+        ...
 
 
 def normalise_text(text: str) -> str:
@@ -101,7 +118,12 @@ class VectorIndex:
     """
 
     def __init__(
-        self, encoder: Encoder, cache_dir: Path, *, min_coverage: float = DEFAULT_MIN_COVERAGE
+        self,
+        encoder: Encoder,
+        cache_dir: Path,
+        *,
+        min_coverage: float = DEFAULT_MIN_COVERAGE,
+        centroid_weight: float = CENTROID_WEIGHT,
     ) -> None:
         """Open the index persisted in ``cache_dir`` (created empty if there is none)."""
         import numpy as np
@@ -109,6 +131,7 @@ class VectorIndex:
         self.encoder = encoder
         self.cache_dir = Path(cache_dir)
         self.min_coverage = min_coverage
+        self.centroid_weight = centroid_weight
         self.encoded_count = 0  # texts this index ran through the model (cache misses)
         self._write_lock = threading.Lock()
         self._vectors: dict[str, NDArray[np.float32]] = {}  # text key -> unit vector
@@ -183,14 +206,17 @@ class VectorIndex:
 
         Empty when the index is empty or the model cannot read the query (see class doc).
         """
+        if not self._snapshot.article_ids or limit <= 0:
+            return []
+        vector = self.query_vector(query)
+        return [] if vector is None else self.scores_of(vector, limit)
+
+    def scores_of(self, vector: NDArray[np.float32], limit: int) -> list[tuple[str, float]]:
+        """:meth:`scores` for an already encoded query (see :meth:`query_vector`)."""
         import numpy as np
 
         snapshot = self._snapshot
-        text = normalise_text(query)
-        if not snapshot.article_ids or not text or limit <= 0:
-            return []
-        vector = self._query_vector(text)
-        if vector is None:
+        if not snapshot.article_ids or limit <= 0:
             return []
         to_centroid = snapshot.centroids @ vector
         if len(snapshot.article_ids) >= PREFILTER_MIN_ARTICLES:
@@ -204,7 +230,8 @@ class VectorIndex:
         else:
             articles = np.arange(len(snapshot.article_ids))
             best = np.maximum.reduceat(snapshot.matrix @ vector, snapshot.starts)
-        blended = (1 - CENTROID_WEIGHT) * best + CENTROID_WEIGHT * to_centroid
+        weight = self.centroid_weight
+        blended = (1 - weight) * best + weight * to_centroid
         top = _top_indexes(blended, limit)
         return [(snapshot.article_ids[articles[i]], float(blended[i])) for i in top]
 
@@ -274,15 +301,19 @@ class VectorIndex:
             centroids = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
         self._snapshot = _Snapshot(ids, matrix, starts, counts_array, centroids)
 
-    def _query_vector(self, text: str) -> NDArray[np.float32] | None:
-        """The query's unit vector, or None when the model cannot read it; LRU-cached."""
+    def query_vector(self, query: str) -> NDArray[np.float32] | None:
+        """The query's unit vector, or None when it is blank or the model cannot read it;
+        LRU-cached."""
+        text = normalise_text(query)
+        if not text:
+            return None
         with self._query_lock:
             if text in self._query_cache:
                 self._query_cache.move_to_end(text)
                 return self._query_cache[text]
         vector = None
         if self.encoder.coverage(text) >= self.min_coverage:
-            vector = self.encoder.encode([text])[0]
+            vector = self.encoder.encode_queries([text])[0]
         with self._query_lock:
             self._query_cache[text] = vector
             if len(self._query_cache) > _QUERY_CACHE_SIZE:

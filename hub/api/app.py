@@ -109,7 +109,7 @@ def create_app(
     app[AGENTS] = AgentService(store, timedelta(hours=settings.session_ttl_hours))
     keeper = IndexKeeper(
         store,
-        functools.partial(open_index, settings.kb_index_dir, semantic=settings.kb_semantic),
+        functools.partial(open_index, settings.kb_index_dir, **settings.kb_index_options),
     )
     app[ARTICLES] = ArticleService(store, keeper)
     help_center.setup(app)
