@@ -9,7 +9,7 @@ recogniser, and an utterance ends after `Endpointing.end_silence_ms` of trailing
 Telephone audio (8 kHz) is recognised at 8 kHz: Kaldi's feature extractor takes it directly
 (the model allows upsampling), and measured on espeak-ng Korean after a G.711 μ-law round
 trip it recognised as well as or better than the same audio resampled to 16 kHz with soxr,
-for the same CPU (docs/phone-speech.md). Other rates are resampled to 16 kHz with a soxr
+for the same CPU (docs/phone.md, Speech). Other rates are resampled to 16 kHz with a soxr
 stream.
 """
 
