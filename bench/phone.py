@@ -67,10 +67,8 @@ import base64
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -85,7 +83,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import numpy as np
 import servers
-from benchlib import percentile
+from benchlib import in_scratch_dir, log, percentile
 
 from hub.calls.audio import pcm_to_ulaw
 from tests.phone.audio import korean_speech
@@ -505,10 +503,6 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     )
 
 
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
 def run(settings: Settings, workdir: Path) -> int:
     load_at_start = os.getloadavg()[0]
     utterances = [prepare(text) for text in SENTENCES]
@@ -562,16 +556,7 @@ def run(settings: Settings, workdir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="omnihub-bench-phone-"))
-    status = 1
-    try:
-        status = run(settings, workdir)
-    finally:
-        if status == 0:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"kept {workdir} (hub log, data) for inspection")
-    return status
+    return in_scratch_dir("omnihub-bench-phone-", lambda workdir: run(settings, workdir))
 
 
 if __name__ == "__main__":
