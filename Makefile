@@ -51,6 +51,7 @@ bench: install
 	$(PY) bench/bot_decisions.py --articles $(EVAL)/clinc150/articles.jsonl --queries $(EVAL)/clinc150/queries-dev.jsonl
 	$(PY) bench/router.py
 	$(PY) bench/email_ingest.py
+	$(PY) bench/phone.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 import resource
+import shutil
 import socket
-from collections.abc import Sequence
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -66,3 +70,23 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
         return None
     rank = math.ceil(pct / 100.0 * len(sorted_values))
     return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
+
+
+def log(text: str) -> None:
+    """Progress line on stderr (stdout carries the report and the JSON line)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def in_scratch_dir(prefix: str, run: Callable[[Path], int]) -> int:
+    """`run(workdir)` in a fresh temporary folder: removed after a clean run (status 0),
+    kept (server logs, hub data) for inspection otherwise. Returns the status."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    status = 1
+    try:
+        status = run(workdir)
+    finally:
+        if status == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"kept {workdir} (server logs, hub data) for inspection")
+    return status

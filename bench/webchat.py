@@ -64,9 +64,7 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -79,7 +77,7 @@ from typing import Any
 
 import aiohttp
 import servers
-from benchlib import percentile, raise_nofile_limit
+from benchlib import in_scratch_dir, log, percentile, raise_nofile_limit
 from loadgen import (
     FinishCommand,
     FinishReport,
@@ -192,11 +190,6 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     if settings.sockets < 1 or settings.duration <= 0 or settings.latency_rate <= 0:
         parser.error("--sockets, --duration and --latency-rate must be positive")
     return settings
-
-
-def log(text: str) -> None:
-    """Progress line on stderr (stdout carries the report and the JSON line)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- client workers
@@ -627,16 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     settings = parse_args(argv)
     raise_nofile_limit()
-    workdir = Path(tempfile.mkdtemp(prefix="omnihub-bench-"))
-    status = 1
-    try:
-        status = run(settings, workdir)
-    finally:
-        if status == 0:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"kept {workdir} (server logs, hub data) for inspection")
-    return status
+    return in_scratch_dir("omnihub-bench-", lambda workdir: run(settings, workdir))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The Twilio Media Streams transport (docs/phone-twilio.md): a Twilio (or Telnyx TeXML) number
+"""The Twilio Media Streams transport (docs/phone.md): a Twilio (or Telnyx TeXML) number
 whose voice webhook is `POST /api/phone/twilio/voice` gets TwiML that connects the call's audio
 to the websocket `GET /api/phone/twilio/stream`; each stream becomes a `TwilioSession` handed
 to the call controller.
@@ -180,7 +180,7 @@ class TwilioTransport:
     @endpoint(
         "GET",
         STREAM_PATH,
-        "Twilio Media Streams websocket (docs/phone-twilio.md)",
+        "Twilio Media Streams websocket (docs/phone.md)",
         tags=("phone",),
         websocket=True,
     )

@@ -1,4 +1,4 @@
-"""WebRTC calls from the web widget's "Call us" (docs/phone-webrtc.md).
+"""WebRTC calls from the web widget's "Call us" (docs/phone.md).
 
 Signalling is plain HTTP, authenticated by the widget session token like every other
 `/api/webchat/*` endpoint, and non-trickle: the browser waits for ICE gathering and posts one
@@ -71,7 +71,7 @@ class WebRtcOptions(BaseModel):
         15.0, gt=0, le=600, description="end a call whose browser sends no audio this long"
     )
     # Empty: host candidates only, which is right on a LAN and in tests; a hub behind NAT
-    # needs STUN, and callers behind strict firewalls need TURN (docs/phone-webrtc.md).
+    # needs STUN, and callers behind strict firewalls need TURN (docs/phone.md).
     ice_servers: list[IceServer] = []
     dialled: str = Field("webchat", min_length=1, max_length=64, description="for inbound rules")
 

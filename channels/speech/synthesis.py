@@ -3,7 +3,7 @@
 pyttsx3 is not thread-safe and its espeak driver initialises libespeak-ng once per process,
 so one dedicated worker thread owns the engine and renders every request in turn; the event
 loop only awaits it. espeak-ng renders a short sentence in tens of milliseconds (figures in
-docs/phone-speech.md), so one thread keeps up with many calls. The 22.05 kHz output is
+docs/phone.md, Speech), so one thread keeps up with many calls. The 22.05 kHz output is
 resampled to the call's rate with libsoxr (`hub.calls.audio.resample`).
 """
 

@@ -137,6 +137,21 @@ async def test_streams_share_one_model_and_a_closed_stream_frees_its_recogniser(
     assert await streams[0].feed(sentence) == [] and await streams[0].finish() is None
 
 
+async def test_a_new_stream_reuses_a_closed_ones_recogniser_without_its_words(
+    engine: VoskLiveSpeech,
+) -> None:
+    # A caller who hangs up mid-sentence leaves a recogniser holding half an utterance; the
+    # next call, which may get that (already warmed-up) recogniser, must hear only its own.
+    cut = engine.stream(sample_rate=8000)
+    await feed_all(cut, telephone(silence(0.3) + korean_speech(SENTENCE)))
+    cut.close()
+    fresh = engine.stream(sample_rate=8000)
+    heard = await feed_all(fresh, telephone(silence(0.3) + korean_speech("환불") + silence(1)))
+    finals = [h.text for _, h in heard if h.kind == "final"]
+    assert len(finals) == 1 and "얼마" not in finals[0] and "어서" not in finals[0]
+    fresh.close()
+
+
 async def test_garbage_and_odd_lengths_never_break_a_stream(
     engine: VoskLiveSpeech, sentence: bytes
 ) -> None:

@@ -378,7 +378,7 @@
 }
 `;
 
-  /* ---------- calls: "Call us" over WebRTC (docs/phone-webrtc.md) ---------- */
+  /* ---------- calls: "Call us" over WebRTC (docs/phone.md, Web calls) ---------- */
   // Kept together here: the call bar, its state and its signalling. The rest of the widget
   // only places `callUi.bar` in the panel and calls `checkCalls()` once a session exists.
 
