@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 import wave
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -68,6 +69,10 @@ class Pyttsx3Speech:
         self.renders = 0  # how many texts espeak-ng actually rendered (cache misses)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="omnihub-tts")
         self._engine: Any = None
+        # Set by pyttsx3's "finished-utterance" (from espeak-ng's own thread): whether the
+        # last run completed.
+        self._finished = threading.Event()
+        self._completed = False
         self._dir = tempfile.TemporaryDirectory(prefix="omnihub-tts-")
         self._cache: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
         self._rendering: dict[tuple[str, str, int], asyncio.Future[bytes]] = {}
@@ -170,7 +175,12 @@ class Pyttsx3Speech:
             except RuntimeError as exc:
                 raise SynthesisError(f"espeak-ng cannot start: {exc}") from None
             self._engine.setProperty("rate", self.words_per_minute)
+            self._engine.connect("finished-utterance", self._on_finished)
         return self._engine
+
+    def _on_finished(self, name: object = None, completed: bool = True) -> None:
+        self._completed = completed
+        self._finished.set()
 
     def _voice_names(self) -> set[str]:
         names: set[str] = set()
@@ -187,20 +197,36 @@ class Pyttsx3Speech:
         except ValueError as exc:
             raise SynthesisError(f"espeak-ng has no voice {voice!r}: {exc}") from None
         path = Path(self._dir.name) / "utterance.wav"
-        path.unlink(missing_ok=True)
-        try:
-            engine.save_to_file(text, str(path))
-            engine.runAndWait()
-        except Exception as exc:  # pyttsx3 raises whatever its driver does
-            # A failed run can leave pyttsx3's loop marked as running; the next request
-            # starts from a fresh engine (espeak-ng itself stays initialised).
-            self._engine = None
-            raise SynthesisError(f"espeak-ng failed on the text: {exc}") from None
+        # pyttsx3's espeak driver (2.99) runs its queued endLoop as soon as its loop starts,
+        # and that endLoop cancels espeak-ng if it reports itself still playing: on a busy
+        # machine about one render in 300 came back without a WAV (or an empty one), which
+        # a caller heard as a prompt never said. So wait for the driver's
+        # "finished-utterance" (not for `runAndWait` to return), and render a run it reports
+        # cut short once more.
+        for attempt in (1, 2):
+            path.unlink(missing_ok=True)
+            self._finished.clear()
+            try:
+                engine.save_to_file(text, str(path))
+                engine.runAndWait()
+            except Exception as exc:  # pyttsx3 raises whatever its driver does
+                # A failed run can leave pyttsx3's loop marked as running; the next request
+                # starts from a fresh engine (espeak-ng itself stays initialised).
+                self._engine = None
+                raise SynthesisError(f"espeak-ng failed on the text: {exc}") from None
+            if not self._finished.wait(RENDER_TIMEOUT_S):
+                self._engine = None
+                raise SynthesisError(f"espeak-ng did not finish within {RENDER_TIMEOUT_S} s")
+            if self._completed or attempt == 2:
+                break
+            log.warning("espeak-ng cut a rendering short; rendering it again")
         try:
             with wave.open(str(path), "rb") as wav:
                 pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
         except (OSError, wave.Error, EOFError) as exc:
             raise SynthesisError(f"espeak-ng wrote no audio for the text: {exc}") from None
+        if not pcm:
+            raise SynthesisError("espeak-ng wrote no audio for the text")
         self.renders += 1
         log.debug("rendered %d characters with %s: %.2f s", len(text), voice, len(pcm) / 2 / rate)
         return pcm, rate
