@@ -42,9 +42,13 @@ AGENT_EMAIL, AGENT_PASSWORD = "ann@example.com", "password-123"
 # or the hub's pyttsx3 over espeak-ng); most other free Korean does not (docs/phone-speech.md).
 SENTENCE = "어서 오세요. 얼마예요?"
 MENU_WORDS = ["예", "아니요", "상담원", "환불"]  # recognised reliably under a grammar
+# An agent's reply the caller's side checks under MENU_WORDS: each render of uncached speech
+# differs a little (espeak-ng's last chunk), and free recognition of a whole sentence then
+# came and went ("얼마 예요" / "었으나 예요"); a word under a grammar is heard every time.
+AGENT_REPLY = "아니요."
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 # Prompts of tests/phone/ko_flows.yaml the tests wait for
-MENU = "어서 오세요. 얼마예요? 환불은 일번, 상담원은 이번을 누르세요."
+MENU = ["어서 오세요.", "환불", "일번", "상담원", "이번"]  # said part by part
 REFUND = "환불은 삼일 걸립니다."
 VOICEMAIL = "메시지를 남겨 주세요."
 SYNTH_SLACK_BYTES = 400
@@ -82,11 +86,12 @@ def spoken(text: str) -> bytes:
 
 
 async def recognise(ears: VoskLiveSpeech, pcm: bytes, grammar: list[str] | None = None) -> str:
-    """What the real Korean model hears in `pcm` (8 kHz), finals joined by spaces."""
+    """What the real Korean model hears in `pcm` (8 kHz), finals joined by spaces; led by
+    half a second of silence, as `spoken` is (the hub's audio starts with the speech)."""
     stream = ears.stream(sample_rate=8000, language="ko", grammar=grammar or ())
     try:
         finals = []
-        for frame in frames(pcm + silence(1.0)):
+        for frame in frames(silence(0.5) + pcm + silence(1.0)):
             finals += [h.text for h in await stream.feed(frame) if h.kind == "final"]
         last = await stream.finish()
         if last is not None and last.kind == "final":
@@ -143,6 +148,21 @@ class PhoneHub:
         caller receives for it)."""
         pcm = await self.calls.tts.synthesize(text, sample_rate=8000, language="ko", cache=True)
         return len(pcm) // 2
+
+    async def heard_parts(self, call: TwilioCaller, at: int, parts: list[str]) -> list[bytes]:
+        """Wait until the prompt `parts` (cached renders: their exact size is known) have
+        arrived from offset `at` and played; each part's audio as PCM16."""
+        sizes = [await self.spoken_bytes(p) for p in parts]
+        await call.until(
+            lambda: (
+                len(call.heard) >= at + sum(sizes) and call.marks_echoed == len(call.marks_received)
+            )
+        )
+        out, offset = [], at
+        for size in sizes:
+            out.append(ulaw_to_pcm(bytes(call.heard[offset : offset + size])))
+            offset += size
+        return out
 
     async def until_heard(self, call: TwilioCaller, at: int, size: int) -> bytes:
         """Wait until about `size` bytes have arrived after offset `at` and every mark is
