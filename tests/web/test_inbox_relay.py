@@ -130,6 +130,7 @@ def test_the_agent_follows_and_answers_a_call_from_the_inbox(
     expect(agent.get_by_test_id("call-state")).to_have_text("On the line now (phone number)")
     agent.evaluate(WATCH_CAPTIONS)
 
+    heard_from = len(call.heard)  # the caller hears nothing more until the agent replies
     # The caller talks, at the pace of speech: the agent reads along as it is recognised.
     line.run(call.send_audio(spoken(SENTENCE), realtime=True))
     agent.wait_for_function(
@@ -138,7 +139,6 @@ def test_the_agent_follows_and_answers_a_call_from_the_inbox(
     assert_accessible(agent)
 
     # The agent's typed reply is read out to the caller (recognised at their side).
-    heard_from = len(call.heard)
     agent.get_by_test_id("reply-input").fill(AGENT_REPLY)
     agent.get_by_test_id("reply-input").press("Enter")
     expect(agent.get_by_test_id("call-caption")).to_have_text(
