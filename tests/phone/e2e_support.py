@@ -209,6 +209,15 @@ class PhoneHub:
 
         await eventually(found)
 
+    async def picked(self, conversation_id: int) -> tuple[str, str, str]:
+        """The call's rule, flow and time window, as its call.started event has them."""
+        started = next(
+            e.payload
+            for e in await self.events(conversation_id)
+            if e.kind is EventKind.CALL_STARTED
+        )
+        return started["rule"], started["flow"], started["window"]
+
     async def messages(self, conversation_id: int) -> list[Message]:
         return await self.app[STORE].read(lambda uow: uow.messages(conversation_id))
 
