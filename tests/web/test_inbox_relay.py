@@ -137,6 +137,14 @@ def test_the_agent_follows_and_answers_a_call_from_the_inbox(
         "() => window.__captions.some((t) => t.startsWith('Caller: ') && t.length > 8)"
     )
     assert_accessible(agent)
+    # The caller has finished (their last words are a message, the caption line is clear):
+    # an agent reply spoken while the caller still talks is cut short by barge-in, as it
+    # should be, so the test replies after.
+    agent.wait_for_function(
+        """() => document.querySelectorAll(
+          '[data-testid="conv-message"][data-author="customer"]').length >= 2"""
+    )
+    expect(agent.get_by_test_id("call-caption")).to_have_text("")
 
     # The agent's typed reply is read out to the caller (recognised at their side).
     agent.get_by_test_id("reply-input").fill(AGENT_REPLY)
@@ -150,14 +158,20 @@ def test_the_agent_follows_and_answers_a_call_from_the_inbox(
         size = len(line.run(voice.synthesize(AGENT_REPLY, sample_rate=8000, language="ko"))) // 2
     finally:
         voice.close()
-    line.run(
-        call.until(
-            lambda: (
-                len(call.heard) >= heard_from + size - SYNTH_SLACK_BYTES
-                and call.marks_echoed == len(call.marks_received)
+    try:
+        line.run(
+            call.until(
+                lambda: (
+                    len(call.heard) >= heard_from + size - SYNTH_SLACK_BYTES
+                    and call.marks_echoed == len(call.marks_received)
+                )
             )
         )
-    )
+    except TimeoutError:
+        raise AssertionError(
+            f"the reply did not reach the caller: {len(call.heard) - heard_from} of {size}"
+            f" bytes, marks {call.marks_echoed}/{len(call.marks_received)}, clears {call.clears}"
+        ) from None
     ears = VoskLiveSpeech()
     try:
         reply = call.heard_pcm()[heard_from * 2 :]
