@@ -207,6 +207,11 @@ class Pyttsx3Speech:
         engine = self._loaded_engine()
         try:
             engine.setProperty("voice", voice)
+            # The rate again with every voice: a hub occasionally spoke an agent's reply at
+            # espeak's default pace (0.7 of the length: rate 200, which pyttsx3's driver sets
+            # when it starts) instead of `words_per_minute`; libespeak-ng applies voice and
+            # parameter changes on its own thread, so set both right before each render.
+            engine.setProperty("rate", self.words_per_minute)
         except ValueError as exc:
             raise SynthesisError(f"espeak-ng has no voice {voice!r}: {exc}") from None
         path = Path(self._dir.name) / "utterance.wav"
