@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
+import time
 import wave
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -68,6 +70,11 @@ class Pyttsx3Speech:
         self.renders = 0  # how many texts espeak-ng actually rendered (cache misses)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="omnihub-tts")
         self._engine: Any = None
+        self._espeak: Any = None  # pyttsx3's ctypes binding of libespeak-ng
+        # Set by pyttsx3's "finished-utterance" (from espeak-ng's own thread): whether the
+        # last run completed.
+        self._finished = threading.Event()
+        self._completed = False
         self._dir = tempfile.TemporaryDirectory(prefix="omnihub-tts-")
         self._cache: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
         self._rendering: dict[tuple[str, str, int], asyncio.Future[bytes]] = {}
@@ -159,6 +166,7 @@ class Pyttsx3Speech:
         if self._engine is None:
             try:
                 import pyttsx3
+                from pyttsx3.drivers import _espeak
                 from pyttsx3.drivers import espeak as espeak_driver
             except (ImportError, OSError) as exc:  # OSError: libespeak-ng missing
                 raise SynthesisError(f"pyttsx3 with espeak-ng is unavailable: {exc}") from None
@@ -170,7 +178,22 @@ class Pyttsx3Speech:
             except RuntimeError as exc:
                 raise SynthesisError(f"espeak-ng cannot start: {exc}") from None
             self._engine.setProperty("rate", self.words_per_minute)
+            self._engine.connect("finished-utterance", self._on_finished)
+            self._espeak = _espeak
         return self._engine
+
+    def _wait_idle(self) -> None:
+        # libespeak-ng tells when it is idle only through espeak_IsPlaying(): poll it (it
+        # is idle within milliseconds of an utterance's last callback).
+        deadline = time.monotonic() + RENDER_TIMEOUT_S
+        while self._espeak is not None and self._espeak.IsPlaying():
+            if time.monotonic() > deadline:
+                raise SynthesisError(f"espeak-ng stayed busy for {RENDER_TIMEOUT_S} s")
+            time.sleep(0.002)
+
+    def _on_finished(self, name: object = None, completed: bool = True) -> None:
+        self._completed = completed
+        self._finished.set()
 
     def _voice_names(self) -> set[str]:
         names: set[str] = set()
@@ -184,23 +207,48 @@ class Pyttsx3Speech:
         engine = self._loaded_engine()
         try:
             engine.setProperty("voice", voice)
+            # The rate again with every voice: a hub occasionally spoke an agent's reply at
+            # espeak's default pace (0.7 of the length: rate 200, which pyttsx3's driver sets
+            # when it starts) instead of `words_per_minute`; libespeak-ng applies voice and
+            # parameter changes on its own thread, so set both right before each render.
+            engine.setProperty("rate", self.words_per_minute)
         except ValueError as exc:
             raise SynthesisError(f"espeak-ng has no voice {voice!r}: {exc}") from None
         path = Path(self._dir.name) / "utterance.wav"
-        path.unlink(missing_ok=True)
-        try:
-            engine.save_to_file(text, str(path))
-            engine.runAndWait()
-        except Exception as exc:  # pyttsx3 raises whatever its driver does
-            # A failed run can leave pyttsx3's loop marked as running; the next request
-            # starts from a fresh engine (espeak-ng itself stays initialised).
-            self._engine = None
-            raise SynthesisError(f"espeak-ng failed on the text: {exc}") from None
+        # pyttsx3's espeak driver (2.99) runs its queued endLoop as soon as its loop starts,
+        # and that endLoop cancels espeak-ng if espeak-ng still reports itself playing —
+        # which it does for a moment after the previous utterance's last callback. On a busy
+        # machine about one render in 300 was cut so (a caller heard half a prompt, or none),
+        # and a cancelled run's late end could even land in the next run's file. So: start
+        # a run only once espeak-ng is idle, wait for the driver's "finished-utterance" (not
+        # for `runAndWait` to return), and render a run it reports cut short once more.
+        for _attempt in (1, 2):
+            self._wait_idle()
+            path.unlink(missing_ok=True)
+            self._finished.clear()
+            try:
+                engine.save_to_file(text, str(path))
+                engine.runAndWait()
+            except Exception as exc:  # pyttsx3 raises whatever its driver does
+                # A failed run can leave pyttsx3's loop marked as running; the next request
+                # starts from a fresh engine (espeak-ng itself stays initialised).
+                self._engine = None
+                raise SynthesisError(f"espeak-ng failed on the text: {exc}") from None
+            if not self._finished.wait(RENDER_TIMEOUT_S):
+                self._engine = None
+                raise SynthesisError(f"espeak-ng did not finish within {RENDER_TIMEOUT_S} s")
+            if self._completed:
+                break
+            log.warning("espeak-ng cut a rendering short; rendering it again")
+        else:
+            raise SynthesisError("espeak-ng cut the rendering short twice")
         try:
             with wave.open(str(path), "rb") as wav:
                 pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
         except (OSError, wave.Error, EOFError) as exc:
             raise SynthesisError(f"espeak-ng wrote no audio for the text: {exc}") from None
+        if not pcm:
+            raise SynthesisError("espeak-ng wrote no audio for the text")
         self.renders += 1
         log.debug("rendered %d characters with %s: %.2f s", len(text), voice, len(pcm) / 2 / rate)
         return pcm, rate

@@ -61,6 +61,7 @@ class TwilioCaller:
         self.marks_received: list[str] = []
         self.marks_echoed = 0
         self.clears = 0
+        self.cleared_at: list[int] = []  # len(heard) at each clear: where later audio starts
         self.close_code: int | None = None
         self._pending: deque[tuple[str, float]] = deque()  # mark, when it has "played"
         self._playout = 0.0  # loop time the audio received so far ends playing
@@ -250,6 +251,7 @@ class TwilioCaller:
                     self._echo_wake.set()
                 elif kind == "clear":
                     self.clears += 1
+                    self.cleared_at.append(len(self.heard))
                     self._playout = loop.time()
                     self._echo_due(float("inf"))  # Twilio returns the pending marks
                 await self._notify()
