@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import wave
 
 from hub.calls.audio import resample
 
@@ -22,6 +24,17 @@ def korean_speech(text: str, rate: int = 8000, *, words_per_minute: int = 140) -
     ).stdout
     pcm = _wav_samples(wav)
     return resample(pcm, ESPEAK_RATE, rate)
+
+
+def wav_bytes(pcm: bytes, rate: int = 8000) -> bytes:
+    """16-bit mono PCM at `rate` as a WAV file (for ffmpeg, baresip and Chromium)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
 
 
 def silence(seconds: float, rate: int = 8000) -> bytes:

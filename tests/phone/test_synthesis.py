@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +14,7 @@ from channels.speech import (
     VoskSpeechToText,
 )
 from hub.ports import TextToSpeech
-from tests.phone.audio import frames, silence
+from tests.phone.audio import frames, silence, wav_bytes
 
 PROMPT = "어서 오세요. 얼마예요?"
 
@@ -33,16 +31,6 @@ def live() -> Iterator[VoskLiveSpeech]:
     engine = VoskLiveSpeech()
     yield engine
     engine.close()
-
-
-def as_wav(pcm: bytes, rate: int) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
-    return out.getvalue()
 
 
 async def heard(live: VoskLiveSpeech, pcm: bytes, rate: int, grammar: list[str]) -> str:
@@ -74,7 +62,7 @@ async def test_a_wideband_prompt_is_transcribed_whole(tts: Pyttsx3Speech) -> Non
     pcm = await tts.synthesize(PROMPT, sample_rate=16_000, language="ko-KR")
     engine = VoskSpeechToText()
     try:
-        text = await engine.transcribe(as_wav(pcm, 16_000))
+        text = await engine.transcribe(wav_bytes(pcm, 16_000))
         assert "어서 오세요" in text, (text, len(pcm))
     finally:
         engine.close()

@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import io
-import subprocess
 import time
-import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +28,13 @@ from channels.phone.twilio_wire import StreamTokens, twilio_signature
 from channels.speech import VoskSpeechToText
 from hub.api import create_app
 from hub.api.keys import OUTBOX
-from hub.calls.audio import pcm_to_ulaw, resample, ulaw_to_pcm
+from hub.calls.audio import pcm_to_ulaw, ulaw_to_pcm
 from hub.calls.media import AudioIn, CallInfo, Dtmf, HangUp, MediaSession
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.model import Conversation, Message
 from hub.ports import ChannelSendError, SendResult
+from tests.phone.audio import korean_speech, wav_bytes
 from tests.phone.twilio_caller import MULAW_8K, TwilioCaller
 from tests.support import free_port
 
@@ -48,29 +46,9 @@ IDLE_S = 30.0
 # --- test parts ---------------------------------------------------------------------------------
 
 
-def korean_speech(text: str, rate: int = 8000) -> bytes:
-    """`text` spoken by espeak-ng's Korean voice as PCM16 mono at `rate` (until
-    tests/phone/audio.py lands)."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", "ko", "-s", "140", "--stdout", text], capture_output=True, check=True
-    ).stdout
-    with wave.open(io.BytesIO(wav)) as w:
-        return resample(w.readframes(w.getnframes()), w.getframerate(), rate)
-
-
 def tone(seconds: float, hz: float = 440, rate: int = 8000) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     return (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2").tobytes()
-
-
-def as_wav(pcm: bytes, rate: int = 8000) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return out.getvalue()
 
 
 class ManualClock:
@@ -252,7 +230,7 @@ async def test_a_korean_call_end_to_end(phone: PhoneHub) -> None:
     try:
         # The 16 kHz Korean model hears espeak's narrowband voice roughly; the question
         # "얼마예요?" comes through reliably.
-        assert "얼마" in await engine.transcribe(as_wav(bytes(record.audio)))
+        assert "얼마" in await engine.transcribe(wav_bytes(bytes(record.audio)))
     finally:
         engine.close()
 

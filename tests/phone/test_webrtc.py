@@ -37,13 +37,12 @@ from channels.speech import VoskSpeechToText
 from hub.api import create_app
 from hub.config import Settings
 from hub.errors import ConfigError
+from tests.phone.audio import korean_speech, wav_bytes
 from tests.phone.webrtc_support import (
     PHONE,
     HubThread,
     RecordingCalls,
-    korean_speech,
     phone_app,
-    wav_bytes,
 )
 from tests.web.accessibility import assert_accessible
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS

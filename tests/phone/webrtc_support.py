@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
-import tempfile
 import threading
-import wave
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -29,32 +25,6 @@ from hub.model import Conversation, Message
 from hub.ports import ChannelContext, ChannelSendError, SendResult
 
 PHONE = web.AppKey("test_phone", PhoneChannel)
-
-
-def korean_speech(text: str, rate: int) -> bytes:
-    """PCM16 mono of `text` spoken by espeak-ng's Korean voice at `rate` (a local stand-in for
-    tests/phone/audio.py, which the speech part writes)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
-        subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), text], check=True)
-        subprocess.run(
-            ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True
-        )
-        with wave.open(str(out), "rb") as w:
-            return w.readframes(w.getnframes())
-
-
-def wav_bytes(pcm: bytes, rate: int) -> bytes:
-    path = Path(tempfile.mkstemp(suffix=".wav")[1])
-    try:
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(pcm)
-        return path.read_bytes()
-    finally:
-        path.unlink()
 
 
 @dataclasses.dataclass
