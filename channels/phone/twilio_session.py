@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from hub.calls.audio import pcm_to_ulaw
-from hub.calls.media import AudioIn, CallEvent, CallInfo, Dtmf, HangUp
+from hub.calls.media import AudioIn, CallEvent, CallInfo, Dtmf, HangUp, until_hang_up
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,8 @@ class TwilioSession:
     # --- MediaSession -------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[CallEvent]:
-        while True:
-            event = await self._events.get()
+        async for event in until_hang_up(self._events):
             yield event
-            if isinstance(event, HangUp):
-                return
 
     async def play(self, pcm: bytes) -> bool:
         if self.ended is not None:

@@ -24,7 +24,7 @@ import orjson
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from hub.calls.media import DTMF_DIGITS, AudioIn, CallEvent, CallInfo, Dtmf, HangUp
+from hub.calls.media import DTMF_DIGITS, AudioIn, CallEvent, CallInfo, Dtmf, HangUp, until_hang_up
 from hub.http import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -155,11 +155,8 @@ class WebRtcCall:
         if self._iterated:
             raise RuntimeError("a call's events() may be iterated once")
         self._iterated = True
-        while True:
-            event = await self._events.get()
+        async for event in until_hang_up(self._events):
             yield event
-            if isinstance(event, HangUp):
-                return
 
     async def play(self, pcm: bytes) -> bool:
         return await self.speaker.enqueue(pcm)

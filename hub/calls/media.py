@@ -10,6 +10,7 @@ codec.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -91,6 +92,16 @@ class MediaSession(Protocol):
         """End the call from the hub's side (SIP BYE, websocket close, peer connection
         close); the session then yields `HangUp(by="hub")`. Idempotent."""
         ...
+
+
+async def until_hang_up(queue: asyncio.Queue[CallEvent]) -> AsyncIterator[CallEvent]:
+    """A transport's queued events as `MediaSession.events()` yields them: up to and
+    including the one `HangUp`."""
+    while True:
+        event = await queue.get()
+        yield event
+        if isinstance(event, HangUp):
+            return
 
 
 CallHandler = Callable[[MediaSession], Awaitable[None]]

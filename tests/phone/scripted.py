@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from hub.calls.media import AudioIn, CallEvent, CallInfo, Dtmf, HangUp
+from hub.calls.media import AudioIn, CallEvent, CallInfo, Dtmf, HangUp, until_hang_up
 from hub.ports import Heard
 
 _SAY = b"SAY:"
@@ -106,11 +106,8 @@ class MemorySession:
     _ended: bool = False
 
     async def events(self) -> AsyncIterator[CallEvent]:
-        while True:
-            event = await self._events.get()
+        async for event in until_hang_up(self._events):
             yield event
-            if isinstance(event, HangUp):
-                return
 
     async def play(self, pcm: bytes) -> bool:
         if self._ended:
