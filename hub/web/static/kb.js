@@ -1423,8 +1423,11 @@
   /* ---------- synonyms ---------- */
 
   async function loadSynonyms() {
+    const before = $("synonyms").value;
     try {
       const data = await api("GET", "/api/kb/synonyms");
+      // What the editor typed while the stored groups were on their way is theirs to keep.
+      if ($("synonyms").value !== before) return;
       $("synonyms").value = (data.groups || []).map((g) => g.join(", ")).join("\n");
     } catch (err) {
       notifyError(err, loadSynonyms);
