@@ -222,6 +222,7 @@
     rules: new Map(), // conversation id -> the policy filter it was queued under
     sla: new Map(), // conversation id -> {first_response?: "warning"|"breach", resolution?: ...}
     callFetch: null, // the conversation whose call is being fetched
+    seenAt: new Map(), // conversation id -> newest updated_at seen (ms), kept when it leaves the list
   };
 
   /* ---------- i18n ---------- */
@@ -500,7 +501,12 @@
 
   function upsertSummary(c, live, fetched) {
     const known = state.convs.get(c.id);
-    if (known && Date.parse(c.updated_at) < Date.parse(known.updated_at)) return; // stale replay
+    // A stale replay: a newer state of it was seen already, even one that took it off this
+    // list (a summary fetched while it was briefly reopened must not bring it back after it
+    // was resolved again).
+    const at = Date.parse(c.updated_at);
+    if (at < (state.seenAt.get(c.id) || 0)) return;
+    if (at) state.seenAt.set(c.id, at);
     // The hub lists a conversation once it has a message (a visitor who opened the widget and
     // left is not work); live events follow the same rule, so a refetch never drops a row.
     if (!known && !c.last_message) {
