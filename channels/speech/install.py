@@ -128,6 +128,7 @@ def _extract(
                     if written > max_bytes:
                         raise ModelInstallError(f"the model unpacks to over {max_bytes} bytes")
                     sink.write(chunk)
+        # NotImplementedError: zipfile meets a compression method it cannot read
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
             raise ModelInstallError(f"cannot unpack {info.filename!r}: {exc}") from None
 
